@@ -1,0 +1,3 @@
+"""leadflow: warehouse-native marketing automation."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,199 @@
+"""The `leadflow` command line. Every step the DAGs run is also a command here.
+
+Commands are thin: parse arguments, call into the domain modules, print the result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from leadflow.errors import LeadflowError
+
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
+db_app = typer.Typer(no_args_is_help=True, help="The warehouse: migrations and the embedded server.")
+config_app = typer.Typer(no_args_is_help=True, help="The YAML configuration.")
+demo_app = typer.Typer(no_args_is_help=True, help="The example company.")
+import_app = typer.Typer(no_args_is_help=True, help="Import CSV files into the raw schema.")
+app.add_typer(db_app, name="db")
+app.add_typer(config_app, name="config")
+app.add_typer(demo_app, name="demo")
+app.add_typer(import_app, name="import")
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="Configuration directory (default: $LEADFLOW_CONFIG_DIR or include/config)."),
+]
+
+
+def _config_dir(option: Path | None) -> Path:
+    from leadflow import paths
+
+    return option or paths.config_dir()
+
+
+def _engine():
+    from leadflow.warehouse.engine import get_engine
+
+    return get_engine()
+
+
+# --- db ---------------------------------------------------------------------------------
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Create or upgrade the raw and ops schemas."""
+    from leadflow.warehouse.migrate import current_revision, upgrade
+
+    engine = _engine()
+    upgrade(engine)
+    console.print(f"warehouse at revision [bold]{current_revision(engine)}[/]")
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the warehouse URL (starting the embedded server if needed)."""
+    from leadflow.warehouse.engine import connection_params
+
+    console.print(connection_params().libpq_url(), soft_wrap=True, highlight=False)
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded warehouse server."""
+    from leadflow.warehouse import embedded
+
+    stopped = embedded.stop()
+    console.print("embedded warehouse stopped" if stopped else "embedded warehouse was not running")
+
+
+# --- config -----------------------------------------------------------------------------
+
+
+@config_app.command("validate")
+def config_validate(config: ConfigOption = None) -> None:
+    """Validate the configuration; every error is reported with file, line and key."""
+    from leadflow.config import load_config
+
+    loaded = load_config(_config_dir(config))
+    console.print(f"[green]configuration valid[/]: {loaded.summary()}")
+
+
+# --- demo -------------------------------------------------------------------------------
+
+
+@demo_app.command("generate")
+def demo_generate(
+    contacts: Annotated[int, typer.Option(min=1, help="Number of contacts to generate.")] = 3000,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same company.")] = 42,
+    events_per_contact: Annotated[
+        float, typer.Option(help="Average tracking events per contact.")
+    ] = 20.0,
+    as_of: Annotated[
+        dt.datetime | None, typer.Option(formats=["%Y-%m-%d"], help="Last day of history.")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write the example hydraulics manufacturer into the raw schema (replacing what is there)."""
+    from leadflow.demo.generator import GeneratorSettings, generate
+    from leadflow.warehouse.migrate import upgrade
+
+    engine = _engine()
+    upgrade(engine)
+    settings = GeneratorSettings(
+        contacts=contacts,
+        seed=seed,
+        events_per_contact=events_per_contact,
+        as_of=(as_of.date() if as_of else dt.date.today()),
+    )
+    summary = generate(engine, settings, progress=True)
+    _print_counts("generated", summary.counts)
+    console.print(f"fair-lead CSV: {summary.fair_leads_csv}")
+
+
+# --- import -----------------------------------------------------------------------------
+
+
+def _import(kind: str, file: Path) -> None:
+    from leadflow.imports import import_file
+    from leadflow.warehouse.migrate import upgrade
+
+    engine = _engine()
+    upgrade(engine)
+    summary = import_file(engine, kind, file)
+    console.print(summary.describe())
+
+
+@import_app.command("contacts")
+def import_contacts(file: Path) -> None:
+    """Import contacts (and their accounts) from CSV; see docs/imports.md for the columns."""
+    _import("contacts", file)
+
+
+@import_app.command("orders")
+def import_orders(file: Path) -> None:
+    """Import orders (one row per order line) from CSV."""
+    _import("orders", file)
+
+
+@import_app.command("events")
+def import_events(file: Path) -> None:
+    """Import tracking events from CSV."""
+    _import("events", file)
+
+
+@import_app.command("fair-leads")
+def import_fair_leads(file: Path) -> None:
+    """Land a snapADDY-style fair-lead export (CSV) in raw.fair_leads."""
+    _import("fair_leads", file)
+
+
+# --- build ------------------------------------------------------------------------------
+
+
+@app.command("build")
+def build(
+    as_of: Annotated[
+        dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="The run's logical date.")
+    ],
+    config: ConfigOption = None,
+) -> None:
+    """The nightly run: quality gates on raw data, dbt build, quality gates on the marts."""
+    from leadflow.nightly import run_nightly
+
+    result = run_nightly(as_of.date(), _config_dir(config))
+    console.print(result.describe())
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def _print_counts(title: str, counts: dict[str, int]) -> None:
+    table = Table(title=title)
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, rows in counts.items():
+        table.add_row(name, f"{rows:,}")
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except LeadflowError as error:
+        err_console.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(error.exit_code)
+
+
+if __name__ == "__main__":
+    main()
