@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from leadflow.errors import LeadflowError
@@ -83,10 +84,17 @@ def db_stop() -> None:
 @config_app.command("validate")
 def config_validate(config: ConfigOption = None) -> None:
     """Validate the configuration; every error is reported with file, line and key."""
-    from leadflow.config import load_config
 
-    loaded = load_config(_config_dir(config))
-    console.print(f"[green]configuration valid[/]: {loaded.summary()}")
+    from leadflow.config import load_config
+    from leadflow.errors import ConfigError
+
+    try:
+        loaded = load_config(_config_dir(config))
+    except ConfigError as error:
+        # Escaped: messages contain YAML like `[low, high]` that rich would take for markup.
+        err_console.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(error.exit_code) from None
+    console.print(f"[green]configuration valid[/]: {loaded.summary()}", soft_wrap=True)
 
 
 # --- demo -------------------------------------------------------------------------------
@@ -121,6 +129,17 @@ def demo_generate(
     console.print(f"fair-lead CSV: {summary.fair_leads_csv}")
 
 
+@demo_app.command("run")
+def demo_run(
+    contacts: Annotated[int, typer.Option(min=1, help="Number of contacts.")] = 3000,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+) -> None:
+    """Build the example company and run the whole platform on it (what `make demo` does)."""
+    from leadflow.demo.scenario import DemoSettings, run_demo
+
+    run_demo(DemoSettings(contacts=contacts, seed=seed, as_of=dt.date.today()), console)
+
+
 # --- import -----------------------------------------------------------------------------
 
 
@@ -131,7 +150,8 @@ def _import(kind: str, file: Path) -> None:
     engine = _engine()
     upgrade(engine)
     summary = import_file(engine, kind, file)
-    console.print(summary.describe())
+    # Reasons quote file contents: print them as they are, not as rich markup.
+    console.print(summary.describe(), markup=False, highlight=False, soft_wrap=True)
 
 
 @import_app.command("contacts")
@@ -175,6 +195,37 @@ def build(
     console.print(result.describe())
 
 
+# --- airflow ----------------------------------------------------------------------------
+
+airflow_app = typer.Typer(no_args_is_help=True, help="Run Airflow locally with this project.")
+app.add_typer(airflow_app, name="airflow")
+
+
+@airflow_app.command("env")
+def airflow_env() -> None:
+    """Print the environment Airflow needs as `export` lines: eval "$(leadflow airflow env)"."""
+    from leadflow.airflow_env import airflow_environment, export_lines
+
+    typer.echo(export_lines(airflow_environment()))
+
+
+@airflow_app.command(
+    "run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def airflow_run(
+    arguments: Annotated[
+        list[str] | None, typer.Argument(help="Arguments for `airflow`, after `--`.")
+    ] = None,
+) -> None:
+    """Run `airflow ARGS` with the project's environment, e.g. `leadflow airflow run -- standalone`.
+
+    The Airflow metadata database is migrated first, once.
+    """
+    from leadflow.airflow_env import exec_airflow
+
+    exec_airflow(arguments or ["--help"])
+
+
 # --- helpers ----------------------------------------------------------------------------
 
 
@@ -191,7 +242,7 @@ def main() -> None:
     try:
         app()
     except LeadflowError as error:
-        err_console.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(error.exit_code)
 
 

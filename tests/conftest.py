@@ -19,7 +19,8 @@ from sqlalchemy.engine import URL, Engine, make_url
 from leadflow.warehouse import embedded
 from leadflow.warehouse.migrate import upgrade
 
-TEMPLATE = "leadflow_test_template"
+# One template per test session, so parallel sessions on one server never clash.
+TEMPLATE = f"leadflow_test_template_{os.getpid()}"
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +40,7 @@ def _admin(url: URL) -> Engine:
 
 
 @pytest.fixture(scope="session")
-def template_url(server_url: URL) -> URL:
+def template_url(server_url: URL) -> Iterator[URL]:
     admin = _admin(server_url)
     with admin.connect() as connection:
         connection.exec_driver_sql(f"drop database if exists {TEMPLATE} with (force)")
@@ -48,8 +49,10 @@ def template_url(server_url: URL) -> URL:
     engine = sa.create_engine(url)
     upgrade(engine)
     engine.dispose()
+    yield url
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"drop database if exists {TEMPLATE} with (force)")
     admin.dispose()
-    return url
 
 
 @pytest.fixture

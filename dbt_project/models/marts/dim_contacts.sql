@@ -1,0 +1,80 @@
+-- One row per contact of the global pool, as of the run's date D: who they are, their
+-- company, where they stand as a customer (SPEC §2.1), their best persona, scores, matrix
+-- cell and lifecycle stage (SPEC §2.3, §2.4) and CLV (SPEC §2.13). The BI contract: columns
+-- may grow, names and meanings stay. It has a column for every field of the filter
+-- language's field catalogue (leadflow/config/fields.py), which segments compile against.
+
+with
+
+contacts as (
+
+    select * from {{ ref('int_contacts_enriched') }}
+
+),
+
+scores as (
+
+    select
+        contact_id,
+        best_persona,
+        profile_score,
+        grade,
+        activity_score,
+        band,
+        matrix_cell,
+        is_mql,
+        lifecycle_stage
+    from {{ ref('lead_scores') }}
+
+),
+
+final as (
+
+    select
+        contacts.contact_id,
+        contacts.email,
+        contacts.first_name,
+        contacts.last_name,
+        contacts.salutation,
+        contacts.language,
+        contacts.country,
+        contacts.position,
+        contacts.decision_role,
+        contacts.account_id,
+        contacts.account_name,
+        contacts.industry,
+        contacts.employee_count,
+        contacts.annual_revenue,
+        contacts.region,
+        contacts.postcode,
+        contacts.owner,
+        contacts.source,
+        contacts.consent_status,
+        contacts.created_at,
+        contacts.first_order_date,
+        contacts.last_purchase_date,
+        contacts.order_count,
+        contacts.total_revenue,
+        contacts.customer_status,
+        -- the CRM owns the stages after MQL; lead scoring turns qualifying leads into `mql`
+        scores.lifecycle_stage,
+        contacts.tenant_code,
+        contacts.as_of,
+        contacts.tags,
+        contacts.interests,
+        contacts.account_country,
+        scores.best_persona,
+        scores.profile_score,
+        scores.grade,
+        scores.activity_score,
+        scores.band,
+        scores.matrix_cell,
+        scores.is_mql,
+        contacts.clv,
+        contacts.last_activity_at
+    from contacts
+    inner join scores on contacts.contact_id = scores.contact_id
+
+)
+
+select * from final

@@ -1,0 +1,78 @@
+"""The scoring step of the nightly run: snapshot → activity state → dbt build of the scoring models.
+
+    score(engine, config, as_of)              # incremental activity scoring where valid
+    score(engine, config, as_of, full=True)   # recompute the activity state from every event
+
+The staging views (and the other models the scoring models read, e.g.
+int_contacts_orders_aggregated) must have been built before: the nightly run builds
+`--exclude tag:scoring+` first, then calls this, then builds what depends on the scores
+(`--select tag:scoring+ --exclude tag:scoring`, e.g. segments). See docs/scoring.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+
+from leadflow.config import Config
+from leadflow.scoring.activity import ActivityUpdate, update_activity_state
+from leadflow.scoring.snapshot import config_hash, snapshot_config
+
+# Every model that computes personas, scores, the matrix or CLV, and dim_contacts.
+SCORING_SELECTOR = "tag:scoring"
+
+
+@dataclass(frozen=True)
+class ScoringResult:
+    as_of: dt.date
+    config_hash: str
+    activity: ActivityUpdate
+    snapshot_seconds: float
+    dbt_seconds: float
+
+    @property
+    def seconds(self) -> float:
+        return self.snapshot_seconds + self.activity.seconds + self.dbt_seconds
+
+    def describe(self) -> str:
+        return "\n".join(
+            [
+                f"configuration snapshot {self.config_hash[:12]} ({self.snapshot_seconds:.1f} s)",
+                self.activity.describe(),
+                f"dbt build {SCORING_SELECTOR}: ok ({self.dbt_seconds:.1f} s)",
+            ]
+        )
+
+
+def score(
+    engine: Engine,
+    config: Config,
+    as_of: dt.date,
+    *,
+    full: bool = False,
+    select: str = SCORING_SELECTOR,
+) -> ScoringResult:
+    """Snapshot `config`, update the activity state for `as_of`, build the scoring models.
+
+    `full=True` rebuilds the activity state from every event; otherwise it is updated
+    incrementally when still valid (see leadflow.scoring.activity). Raises LeadflowError
+    (naming the failed dbt nodes) when the build or one of its tests fails.
+    """
+    from leadflow.transform import dbt  # imports dbt: only callers that build pay for it
+
+    started = time.monotonic()
+    snapshot_config(engine, config)
+    snapshot_seconds = time.monotonic() - started
+    activity = update_activity_state(engine, config, as_of, full=full)
+    started = time.monotonic()
+    dbt.build(as_of, select=select)
+    return ScoringResult(
+        as_of=as_of,
+        config_hash=config_hash(config),
+        activity=activity,
+        snapshot_seconds=snapshot_seconds,
+        dbt_seconds=time.monotonic() - started,
+    )

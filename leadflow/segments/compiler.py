@@ -1,0 +1,590 @@
+"""The one filter compiler: a filter tree (config/filters.py) → a boolean SQL expression.
+
+Segments, campaign audiences, goals, branches, triggers and tenant pool-alias views all use
+this module, so a filter means the same thing everywhere (SPEC §2.5). The result is an
+SQLAlchemy Core expression over the contact facts relation aliased `contact` (one row per
+contact; see relations.py); every value from the configuration is a bound parameter, never
+text pasted into SQL. `segment_query` wraps it in `SELECT contact_id`; `render_sql` and
+`literal_sql` (render.py) print it.
+
+Semantics (SPEC §2, exactly as the tests check them)
+- Time: `as_of` is a date D; the cut-off is D + 1 day 00:00 UTC and only rows before it count.
+  "within N" (d, w, m, y) is a date in (D − N, D], for timestamps [that first day 00:00 UTC,
+  cut-off) (timing.py). Relative dates (`-3y`) resolve against D.
+- Two-valued logic: every condition is true or false, never NULL. A comparison with a NULL
+  field is false (so `!=` and `not_in` on NULL are false too), and `not: X` means "X is not
+  satisfied". Comparisons are wrapped in `coalesce(..., false)`; EXISTS is never NULL.
+- Field comparisons (fields.py types): `=`/`!=`/`in`/`not_in` on text are exact and
+  case-sensitive, except `email`, whose value is compared trimmed and lower-cased (the facts
+  relation stores it so); `contains`/`starts_with` are case-insensitive (ILIKE), with `%`, `_`
+  in the value matched literally. Dates compare as dates; a timestamp field compared with a
+  date compares its UTC calendar date (`created_at < -90d`: before that day 00:00 UTC).
+  `between` is inclusive. Arrays: `contains X` = X is an element, `in` = shares an element
+  with the list, `not_in` = shares none (NULL array: false), `is_null` = NULL or empty,
+  `is_not_null` = at least one element.
+- Behaviour (opened, clicked, downloaded, visited, events, inactive) counts only human
+  events (`is_machine = false`) before the cut-off. `inactive: {days: N}` = no human event of
+  the activity kinds (ACTIVITY_EVENT_TYPES) within the last N days; none ever = inactive.
+  `visited.url_pattern` is a glob (`*` = any text, everything else literal, case-sensitive):
+  a pattern starting with `/` matches the URL's path (what follows `scheme://host`, query
+  included; an empty path is `/`), any other pattern the whole URL.
+- Purchases count only won orders (status 'won') of the contact before the cut-off.
+  `purchased` counts distinct orders containing the product (any item of the family, or any
+  order at all); `before: X` = ordered before X 00:00 UTC, `after: X` = on or after X 00:00 UTC.
+  `last_purchase` = one of the contact's latest won orders (latest `ordered_at`) contains it.
+- Installed base: an installation belongs to a contact when it is installed at the contact's
+  account (`account_id`) or names the contact (`contact_id`), and `installed_on <= D`.
+  `maintenance_due.between: [a, b]` = next_maintenance_date in [a, b], both ends included.
+- Nested segments are inlined (the referenced segment's filter compiled in place); a cycle or
+  a reference deeper than MAX_SEGMENT_DEPTH is an error.
+
+Performance: behaviour, purchase and installed-base conditions are correlated EXISTS (or a
+correlated count for `min_count` > 1) keyed on the contact, which PostgreSQL turns into
+semi-/anti-joins at the top level and index probes elsewhere (indexes: migration 0002).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.expression import Alias, FromClause, Select
+
+from leadflow.config.base import did_you_mean
+from leadflow.config.dates import Duration, RelativeDate
+from leadflow.config.fields import FieldSpec
+from leadflow.config.filters import (
+    AllOf,
+    AnyOf,
+    Clicked,
+    Downloaded,
+    Events,
+    FieldCondition,
+    FilterNode,
+    Inactive,
+    InSegment,
+    LastPurchase,
+    MaintenanceDue,
+    Not,
+    Opened,
+    Owns,
+    Purchased,
+    Visited,
+)
+from leadflow.errors import LeadflowError
+from leadflow.segments.relations import (
+    DEFAULT_RELATIONS,
+    RAW_RELATIONS,
+    Relations,
+    Tables,
+    contact_row,
+    tables,
+)
+from leadflow.segments.render import execute_literal_sql, literal_sql, render_sql
+from leadflow.segments.timing import cutoff, start_of_day, window_start
+
+# The human events that count as activity for `inactive` (SPEC §2.2/§2.6).
+ACTIVITY_EVENT_TYPES = (
+    "email_open",
+    "email_click",
+    "download",
+    "form_submit",
+    "web_visit",
+    "fair_visit",
+    "purchase",
+)
+MAX_SEGMENT_DEPTH = 16
+# Far deeper than any hand-written filter; stops a runaway before Python's recursion limit.
+MAX_FILTER_DEPTH = 100
+
+# scheme://host at the start of a URL; what follows is the path a `/...` pattern matches.
+_SCHEME_AND_HOST = r"^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*"
+_LIKE_ESCAPE = "\\"
+
+
+class FilterError(LeadflowError):
+    """A filter cannot be compiled: an unknown or cyclic segment reference, or too deep."""
+
+
+@dataclass(frozen=True)
+class _Context:
+    as_of: dt.date
+    tables: Tables
+    segments: Mapping[str, FilterNode]
+    # Segments being inlined, outermost first (for cycle and depth errors).
+    trail: tuple[str, ...] = ()
+    depth: int = 0
+
+    @property
+    def contact(self) -> Alias:
+        return self.tables.contact
+
+    @property
+    def cutoff(self) -> dt.datetime:
+        return cutoff(self.as_of)
+
+
+def compile_filter(
+    filter: FilterNode,
+    *,
+    as_of: dt.date,
+    relations: Relations = DEFAULT_RELATIONS,
+    segments: Mapping[str, FilterNode] | None = None,
+) -> ColumnElement[bool]:
+    """`filter` as a two-valued boolean SQL expression over `contact_row(relations)`.
+
+    `segments` maps segment names to their filters, for `segment:` references.
+    """
+    if isinstance(as_of, dt.datetime) or not isinstance(as_of, dt.date):
+        raise TypeError(f"as_of must be a date, got {as_of!r}")
+    context = _Context(as_of=as_of, tables=tables(relations), segments=segments or {})
+    return _compile(filter, context)
+
+
+def segment_query(
+    filter: FilterNode,
+    as_of: dt.date,
+    *,
+    relations: Relations = DEFAULT_RELATIONS,
+    segments: Mapping[str, FilterNode] | None = None,
+) -> Select:
+    """`SELECT contact.contact_id FROM <contacts> AS contact WHERE <filter>`."""
+    contact = contact_row(relations)
+    predicate = compile_filter(filter, as_of=as_of, relations=relations, segments=segments)
+    return sa.select(contact.c.contact_id).where(predicate)
+
+
+def _compile(node: FilterNode, context: _Context) -> ColumnElement[bool]:
+    if context.depth > MAX_FILTER_DEPTH:
+        raise FilterError(f"filter is nested more than {MAX_FILTER_DEPTH} levels deep")
+    # By class hierarchy: persona criteria and profile rules are FieldConditions too.
+    kind = next((cls for cls in type(node).__mro__ if cls in _COMPILERS), None)
+    if kind is None:
+        raise TypeError(f"not a filter node: {node!r}")
+    return _COMPILERS[kind](node, replace(context, depth=context.depth + 1))
+
+
+# --- composition -----------------------------------------------------------------------
+
+
+def _all(node: AllOf, context: _Context) -> ColumnElement[bool]:
+    return sa.and_(*(_compile(child, context) for child in node.conditions))
+
+
+def _any(node: AnyOf, context: _Context) -> ColumnElement[bool]:
+    return sa.or_(*(_compile(child, context) for child in node.conditions))
+
+
+def _not(node: Not, context: _Context) -> ColumnElement[bool]:
+    # Children are never NULL, so SQL NOT is "not satisfied".
+    return sa.not_(_compile(node.condition, context))
+
+
+def _in_segment(node: InSegment, context: _Context) -> ColumnElement[bool]:
+    name = node.segment
+    if name in context.trail:
+        chain = " → ".join([*context.trail[context.trail.index(name) :], name])
+        raise FilterError(f"segments form a cycle: {chain}")
+    if len(context.trail) >= MAX_SEGMENT_DEPTH:
+        raise FilterError(
+            f"segment references nest more than {MAX_SEGMENT_DEPTH} deep: "
+            f"{' → '.join([*context.trail, name])}"
+        )
+    if name not in context.segments:
+        known = ", ".join(sorted(context.segments)) or "none"
+        raise FilterError(
+            f"unknown segment {name!r}{did_you_mean(name, context.segments)} (known: {known})"
+        )
+    return _compile(context.segments[name], replace(context, trail=(*context.trail, name)))
+
+
+# --- field comparisons -----------------------------------------------------------------
+
+
+def _never_null(condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    """NULL (a comparison with a NULL field) → false: the two-valued logic of filters."""
+    return sa.func.coalesce(condition, sa.false())
+
+
+def _resolved(value: Any, as_of: dt.date) -> Any:
+    if isinstance(value, list):
+        return [_resolved(item, as_of) for item in value]
+    return value.resolve(as_of) if isinstance(value, RelativeDate) else value
+
+
+def _normalized(spec: FieldSpec, value: Any) -> Any:
+    # The pool compares e-mail addresses trimmed and case-insensitive (SPEC §2.1); the facts
+    # relation holds them normalised, so the value is normalised the same way.
+    if spec.name == "email" and isinstance(value, list):
+        return [item.strip().lower() for item in value]
+    if spec.name == "email" and isinstance(value, str):
+        return value.strip().lower()
+    return value
+
+
+_SCALAR_OPERATORS: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
+    "=": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "in": lambda column, values: column.in_(values),
+    "not_in": lambda column, values: column.not_in(values),
+    "between": lambda column, bounds: column.between(bounds[0], bounds[1]),
+    "contains": lambda column, text: column.icontains(text, autoescape=True),
+    "starts_with": lambda column, text: column.istartswith(text, autoescape=True),
+}
+
+
+def _field(node: FieldCondition, context: _Context) -> ColumnElement[bool]:
+    spec = node.spec
+    column = context.contact.c[spec.name]
+    if spec.type == "text_array":
+        return _array_comparison(column, node.op, node.value)
+    if node.op == "is_null":
+        return column.is_(None)
+    if node.op == "is_not_null":
+        return column.is_not(None)
+    value = _normalized(spec, _resolved(node.value, context.as_of))
+    if spec.type == "timestamp":
+        return _never_null(_timestamp_comparison(column, node.op, value))
+    return _never_null(_SCALAR_OPERATORS[node.op](column, _bound(column, node.op, value)))
+
+
+def _bound(column: Any, op: str, value: Any) -> Any:
+    """The value as bind parameters typed like the column.
+
+    Without the column's type SQLAlchemy types a bind by its Python value, and `IN (1, 2.5)`
+    on a numeric column would send 2.5 as an INTEGER (3).
+    """
+    if op in ("contains", "starts_with"):
+        return value  # icontains/istartswith escape the text themselves
+
+    def bind(item: Any) -> Any:
+        if isinstance(item, float):
+            item = Decimal(repr(item))  # exactly the number written in the YAML
+        return sa.bindparam(column.name, item, type_=column.type, unique=True)
+
+    return [bind(item) for item in value] if isinstance(value, list) else bind(value)
+
+
+def _timestamp_comparison(column: Any, op: str, value: Any) -> ColumnElement[bool]:
+    """A timestamp against a date, by its UTC calendar date, as ranges on the raw column."""
+    if op == "between":
+        low, high = value
+        return sa.and_(column >= start_of_day(low), column < _next_day(high))
+    day_start, next_day = start_of_day(value), _next_day(value)
+    comparisons = {
+        "=": lambda: sa.and_(column >= day_start, column < next_day),
+        "!=": lambda: sa.or_(column < day_start, column >= next_day),
+        "<": lambda: column < day_start,
+        "<=": lambda: column < next_day,
+        ">": lambda: column >= next_day,
+        ">=": lambda: column >= day_start,
+    }
+    return comparisons[op]()
+
+
+def _next_day(day: dt.date) -> dt.datetime:
+    return start_of_day(day + dt.timedelta(days=1))
+
+
+def _text_array(values: Sequence[str]) -> ColumnElement[Any]:
+    # The driver types each element as varchar; text[] && varchar[] has no operator.
+    return sa.cast(postgresql.array(list(values), type_=sa.Text()), postgresql.ARRAY(sa.Text()))
+
+
+def _array_comparison(column: Any, op: str, value: Any) -> ColumnElement[bool]:
+    if op == "is_null":
+        return sa.or_(column.is_(None), sa.func.cardinality(column) == 0)
+    if op == "is_not_null":
+        return sa.and_(column.is_not(None), sa.func.cardinality(column) > 0)
+    if op == "contains":
+        return _never_null(sa.literal(value, sa.Text()) == sa.any_(column))
+    overlaps = column.overlap(_text_array(value))
+    return _never_null(overlaps if op == "in" else sa.not_(overlaps))
+
+
+# --- shared subquery pieces ------------------------------------------------------------
+
+
+def _exists(from_: FromClause, where: Sequence[Any], context: _Context) -> ColumnElement[bool]:
+    query = sa.select(sa.literal_column("1")).select_from(from_).where(*where)
+    return query.correlate(context.contact).exists()
+
+
+def _at_least(
+    count: ColumnElement[int],
+    minimum: int,
+    from_: FromClause,
+    where: Sequence[Any],
+    context: _Context,
+) -> ColumnElement[bool]:
+    """At least `minimum` rows: EXISTS for one (a semi-join), a correlated count above."""
+    if minimum == 1:
+        return _exists(from_, where, context)
+    counted = sa.select(count).select_from(from_).where(*where).correlate(context.contact)
+    return counted.scalar_subquery() >= minimum
+
+
+def _since(column: Any, within: Duration | None, context: _Context) -> list[Any]:
+    """`column` before the cut-off, and inside the window when there is one."""
+    conditions = [column < context.cutoff]
+    if within is not None:
+        conditions.append(column >= window_start(context.as_of, within))
+    return conditions
+
+
+# --- behaviour -------------------------------------------------------------------------
+
+
+def _human_events(
+    context: _Context,
+    event_types: Sequence[str],
+    within: Duration | None,
+    narrowed_by: Callable[[Any], list[Any]] = lambda event: [],
+    min_count: int = 1,
+) -> ColumnElement[bool]:
+    """At least `min_count` human events of the types before the cut-off (and in the window)."""
+    event = context.tables.events.alias("event")
+    by_type = (
+        event.c.event_type == event_types[0]
+        if len(event_types) == 1
+        else event.c.event_type.in_(event_types)
+    )
+    where = [
+        event.c.contact_id == context.contact.c.contact_id,
+        by_type,
+        *_since(event.c.occurred_at, within, context),
+        event.c.is_machine == sa.false(),
+        *narrowed_by(event),
+    ]
+    return _at_least(sa.func.count(), min_count, event, where, context)
+
+
+def _opened(node: Opened, context: _Context) -> ColumnElement[bool]:
+    spec = node.opened
+
+    def narrowed(event: Any) -> list[Any]:
+        return [] if spec.mailing is None else [event.c.mailing_id == spec.mailing]
+
+    return _human_events(context, ["email_open"], spec.within, narrowed)
+
+
+def _clicked(node: Clicked, context: _Context) -> ColumnElement[bool]:
+    spec = node.clicked
+
+    def narrowed(event: Any) -> list[Any]:
+        conditions = []
+        if spec.link is not None:
+            conditions.append(event.c.link_id == spec.link)
+        if spec.tag is not None:
+            conditions.append(event.c.link_tag == spec.tag)
+        if spec.mailing is not None:
+            conditions.append(event.c.mailing_id == spec.mailing)
+        return conditions
+
+    return _human_events(context, ["email_click"], spec.within, narrowed)
+
+
+def _downloaded(node: Downloaded, context: _Context) -> ColumnElement[bool]:
+    spec = node.downloaded
+
+    def narrowed(event: Any) -> list[Any]:
+        return [] if spec.asset is None else [event.c.asset_id == spec.asset]
+
+    return _human_events(context, ["download"], spec.within, narrowed)
+
+
+def glob_to_like(pattern: str) -> str:
+    """A `*` glob as a LIKE pattern with `\\` as the escape: `%`, `_`, `\\` stay literal."""
+    escaped = []
+    for character in pattern:
+        if character == "*":
+            escaped.append("%")
+        elif character in ("%", "_", _LIKE_ESCAPE):
+            escaped.append(_LIKE_ESCAPE + character)
+        else:
+            escaped.append(character)
+    return "".join(escaped)
+
+
+def url_matches(url: Any, pattern: str) -> ColumnElement[bool]:
+    """`url` (a column) matches the glob `pattern`: by path if it starts with `/`."""
+    target = url
+    if pattern.startswith("/"):
+        path = sa.func.regexp_replace(url, _SCHEME_AND_HOST, "")
+        target = sa.func.coalesce(sa.func.nullif(path, ""), "/")
+    return sa.and_(url.is_not(None), target.like(glob_to_like(pattern), escape=_LIKE_ESCAPE))
+
+
+def _visited(node: Visited, context: _Context) -> ColumnElement[bool]:
+    spec = node.visited
+    return _human_events(
+        context,
+        ["web_visit"],
+        spec.within,
+        lambda event: [url_matches(event.c.url, spec.url_pattern)],
+    )
+
+
+def _events(node: Events, context: _Context) -> ColumnElement[bool]:
+    spec = node.events
+    return _human_events(context, [spec.type], spec.within, min_count=spec.min_count)
+
+
+def _inactive(node: Inactive, context: _Context) -> ColumnElement[bool]:
+    window = Duration(amount=node.inactive.days, unit="d")
+    return sa.not_(_human_events(context, ACTIVITY_EVENT_TYPES, window))
+
+
+# --- purchases -------------------------------------------------------------------------
+
+
+def _won_orders(order: Any, context: _Context) -> list[Any]:
+    return [
+        order.c.contact_id == context.contact.c.contact_id,
+        order.c.status == "won",
+        order.c.ordered_at < context.cutoff,
+    ]
+
+
+def _with_product(
+    order: Any, product: str | None, family: str | None, context: _Context
+) -> tuple[FromClause, list[Any]]:
+    """Orders joined to the items (and products) that narrow them to a product or family."""
+    if product is None and family is None:
+        return order, []
+    item = context.tables.order_items.alias("item")
+    joined = order.join(item, item.c.order_id == order.c.order_id)
+    if product is not None:
+        return joined, [item.c.product_id == product]
+    catalogue = context.tables.products.alias("product")
+    joined = joined.join(catalogue, catalogue.c.product_id == item.c.product_id)
+    return joined, [catalogue.c[context.tables.product_family_column] == family]
+
+
+def _purchased(node: Purchased, context: _Context) -> ColumnElement[bool]:
+    spec = node.purchased
+    order = context.tables.orders.alias("purchase_order")
+    from_, narrowing = _with_product(order, spec.product, spec.family, context)
+    where = [*_won_orders(order, context), *narrowing]
+    if spec.within is not None:
+        where.append(order.c.ordered_at >= window_start(context.as_of, spec.within))
+    if spec.before is not None:
+        where.append(order.c.ordered_at < start_of_day(spec.before.resolve(context.as_of)))
+    if spec.after is not None:
+        where.append(order.c.ordered_at >= start_of_day(spec.after.resolve(context.as_of)))
+    orders = sa.func.count(sa.distinct(order.c.order_id))
+    return _at_least(orders, spec.min_count, from_, where, context)
+
+
+def _last_purchase(node: LastPurchase, context: _Context) -> ColumnElement[bool]:
+    spec = node.last_purchase
+    latest_order = context.tables.orders.alias("latest_order")
+    latest = (
+        sa.select(sa.func.max(latest_order.c.ordered_at))
+        .where(*_won_orders(latest_order, context))
+        .correlate(context.contact)
+        .scalar_subquery()
+    )
+    order = context.tables.orders.alias("purchase_order")
+    from_, narrowing = _with_product(order, spec.product, spec.family, context)
+    where = [*_won_orders(order, context), order.c.ordered_at == latest, *narrowing]
+    return _exists(from_, where, context)
+
+
+# --- installed base --------------------------------------------------------------------
+
+
+def _installed(
+    context: _Context,
+    product: str | None,
+    family: str | None,
+    narrowed_by: Callable[[Any], list[Any]] = lambda installation: [],
+) -> ColumnElement[bool]:
+    """An installation of the contact's account or naming the contact, installed by D."""
+
+    def belonging(owner: Callable[[Any], Any]) -> ColumnElement[bool]:
+        installation = context.tables.installed_base.alias("installation")
+        from_: FromClause = installation
+        where = [
+            owner(installation),
+            sa.true(),
+            *narrowed_by(installation),
+        ]
+        if product is not None:
+            where.append(installation.c.product_id == product)
+        if family is not None:
+            catalogue = context.tables.products.alias("product")
+            from_ = installation.join(
+                catalogue, catalogue.c.product_id == installation.c.product_id
+            )
+            where.append(catalogue.c[context.tables.product_family_column] == family)
+        return _exists(from_, where, context)
+
+    contact = context.contact
+    # Two EXISTS, each served by its own index (account_id, contact_id), rather than one
+    # EXISTS with an OR inside that no single index serves.
+    return sa.or_(
+        belonging(lambda installation: installation.c.account_id == contact.c.account_id),
+        belonging(lambda installation: installation.c.contact_id == contact.c.contact_id),
+    )
+
+
+def _owns(node: Owns, context: _Context) -> ColumnElement[bool]:
+    return _installed(context, node.owns.product, node.owns.family)
+
+
+def _maintenance_due(node: MaintenanceDue, context: _Context) -> ColumnElement[bool]:
+    spec = node.maintenance_due
+    low, high = (bound.resolve(context.as_of) for bound in spec.between)
+
+    def due(installation: Any) -> list[Any]:
+        return [installation.c.next_maintenance_date.between(low, high)]
+
+    return _installed(context, spec.product, spec.family, due)
+
+
+_COMPILERS: dict[type, Callable[[Any, _Context], ColumnElement[bool]]] = {
+    AllOf: _all,
+    AnyOf: _any,
+    Not: _not,
+    InSegment: _in_segment,
+    FieldCondition: _field,
+    Purchased: _purchased,
+    LastPurchase: _last_purchase,
+    Opened: _opened,
+    Clicked: _clicked,
+    Downloaded: _downloaded,
+    Visited: _visited,
+    Events: _events,
+    Inactive: _inactive,
+    Owns: _owns,
+    MaintenanceDue: _maintenance_due,
+}
+
+__all__ = [
+    "ACTIVITY_EVENT_TYPES",
+    "DEFAULT_RELATIONS",
+    "MAX_SEGMENT_DEPTH",
+    "RAW_RELATIONS",
+    "FilterError",
+    "Relations",
+    "compile_filter",
+    "contact_row",
+    "execute_literal_sql",
+    "glob_to_like",
+    "literal_sql",
+    "render_sql",
+    "segment_query",
+    "url_matches",
+]

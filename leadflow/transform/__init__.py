@@ -1,0 +1,1 @@
+"""Transforms: running the dbt project in `dbt_project/` against the warehouse."""

@@ -1,0 +1,185 @@
+"""The nightly DAG end to end: the real Airflow (`airflow dags test`), the real Cosmos and dbt,
+the real Great Expectations, against this test's own PostgreSQL database.
+
+Airflow runs in subprocesses with the project's Airflow environment
+(`leadflow.airflow_env.airflow_environment`) and one temporary AIRFLOW_HOME whose SQLite
+metadata database is migrated once per session.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from leadflow import paths
+from leadflow.airflow_env import airflow_environment, airflow_executable, ensure_migrated
+from leadflow.quality.suites import MART_SUITES, RAW_SUITES
+
+pytestmark = pytest.mark.slow
+
+AS_OF = dt.date(2026, 11, 27)
+RAW_CHECKS = sum(len(suite.checks) for suite in RAW_SUITES)
+MART_CHECKS = sum(len(suite.checks) for suite in MART_SUITES)
+
+SMALL_FIXTURE = """
+insert into raw.accounts (account_id, name, country) values ('a1', 'Acme Werkzeugbau', 'DE');
+insert into raw.contacts (contact_id, email, country, account_id) values
+    ('c1', 'anna@acme.example', 'DE', 'a1'),
+    ('c2', 'piet@acme.example', 'AT', 'a1');
+"""
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory) -> Path:
+    """One migrated Airflow metadata database for the session (migrating takes seconds)."""
+    home = tmp_path_factory.mktemp("airflow-home")
+    with pytest.MonkeyPatch.context() as patch:
+        # Migrating Airflow's own database never reaches the warehouse.
+        patch.setenv("LEADFLOW_WAREHOUSE_URL", "postgresql://nobody@127.0.0.1:9/nowhere")
+        ensure_migrated(airflow_environment(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def dbt_target(tmp_path_factory) -> Path:
+    """A manifest parsed now from the dbt project as it is, in a directory of our own.
+
+    Cosmos renders the DAG from the manifest: a stale one (models changed since the last
+    `make setup`) would build models in the wrong order or miss new ones.
+    """
+    from leadflow.transform.dbt import parse
+
+    target = tmp_path_factory.mktemp("dbt-target")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LEADFLOW_DBT_TARGET_PATH", str(target))
+        parse()
+    return target
+
+
+@pytest.fixture
+def airflow_env(airflow_home, dbt_target, warehouse_url, tmp_path, monkeypatch) -> dict[str, str]:
+    """The environment `leadflow airflow run` would use, on this test's database."""
+    monkeypatch.setenv("LEADFLOW_HOME", str(tmp_path / "leadflow-home"))
+    monkeypatch.setenv("LEADFLOW_DBT_TARGET_PATH", str(dbt_target))
+    # A retried task (only an unreachable warehouse is retried) must not stall the test.
+    return {
+        **os.environ,
+        **airflow_environment(airflow_home),
+        "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",
+    }
+
+
+def run_airflow(env: dict[str, str], *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(airflow_executable()), *arguments],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+def scalar(engine: sa.Engine, sql: str):
+    with engine.connect() as connection:
+        return connection.execute(sa.text(sql)).scalar()
+
+
+def nightly_runs(engine: sa.Engine) -> list[dict]:
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text("select as_of, status, detail from ops.runs"))
+        return [dict(row._mapping) for row in rows]
+
+
+def test_dags_test_builds_validated_marts_from_a_generated_company(
+    warehouse, airflow_env, tmp_path
+):
+    from leadflow.demo.generator import GeneratorSettings, generate
+
+    settings = GeneratorSettings(contacts=150, seed=7, events_per_contact=4, as_of=AS_OF)
+    generate(warehouse, settings, out_dir=tmp_path)
+
+    completed = run_airflow(airflow_env, "dags", "test", "leadflow_nightly", AS_OF.isoformat())
+
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output[-5000:]
+    assert scalar(warehouse, "select count(*) from marts.dim_contacts") == 150
+    assert scalar(warehouse, "select count(distinct as_of) from marts.dim_contacts") == 1
+    assert scalar(warehouse, "select min(as_of) from marts.dim_contacts") == AS_OF
+    assert scalar(warehouse, "select count(*) from ops.quality_results") == RAW_CHECKS + MART_CHECKS
+    failed_critical = "select count(*) from ops.quality_results where severity = 'critical' "
+    assert scalar(warehouse, failed_critical + "and not success") == 0
+    [run] = nightly_runs(warehouse)
+    assert run["as_of"] == AS_OF and run["status"] == "success"
+    assert run["detail"]["origin"] == "airflow" and run["detail"]["dag_id"] == "leadflow_nightly"
+    assert set(run["detail"]["steps"]) == {
+        "validate_config",
+        "raw_quality_gate",
+        "marts_quality_gate",
+    }
+    assert (paths.home() / "quality" / "index.html").is_file()
+
+
+def test_bad_raw_data_stops_the_dag_naming_expectation_and_table(warehouse, airflow_env):
+    with warehouse.begin() as connection:
+        connection.exec_driver_sql(SMALL_FIXTURE)
+        connection.exec_driver_sql(
+            "insert into raw.contacts (contact_id, email) values ('c3', 'jonas(at)acme.example')"
+        )
+
+    completed = run_airflow(airflow_env, "dags", "test", "leadflow_nightly", AS_OF.isoformat())
+
+    output = completed.stdout + completed.stderr
+    message = "raw.contacts: expect_column_values_to_match_regex(email) — 1 unexpected of 3"
+    assert completed.returncode != 0
+    assert f"quality gate 'raw' failed: {message}" in output
+    # Bad data is not retried: the gate failed once, for good.
+    assert "AirflowFailException" in output and "up_for_retry" not in output
+    assert scalar(warehouse, "select to_regclass('marts.dim_contacts')") is None
+    [run] = nightly_runs(warehouse)
+    assert run["status"] == "failed" and message in run["detail"]["error"]
+    assert run["detail"]["error"].startswith("raw_quality_gate: ")
+
+
+PROBE_WITHOUT_LOGICAL_DATE = textwrap.dedent(
+    """
+    import datetime as dt, sys
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=sys.argv[1]).dags["leadflow_nightly"]
+    run = dag.test(
+        logical_date=None,
+        run_after=dt.datetime(2026, 11, 28, 10, 15, tzinfo=dt.UTC),
+        # Only the task that resolves the date runs; the rest is not under test here.
+        mark_success_pattern=r"(?!validate_config$).*",
+    )
+    print("RUN-STATE", run.state, run.logical_date)
+    """
+)
+
+
+def test_a_run_without_logical_date_uses_the_day_before_it_ran(warehouse, airflow_env):
+    with warehouse.begin() as connection:
+        connection.exec_driver_sql(SMALL_FIXTURE)
+
+    completed = subprocess.run(
+        [sys.executable, "-c", PROBE_WITHOUT_LOGICAL_DATE, str(paths.PROJECT_ROOT / "dags")],
+        env=airflow_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output[-5000:]
+    assert "RUN-STATE success None" in output
+    [run] = nightly_runs(warehouse)
+    assert run["as_of"] == AS_OF  # 2026-11-28 10:15 UTC → the last complete day
