@@ -1,7 +1,7 @@
 """Benchmark: the nightly scoring build against one aggregate scan of the events, and the
 incremental run after 1 % new events against the full build.
 
-    .venv/bin/python bench/scoring.py                          # 1,000,000 contacts, 20,000,000 events
+    .venv/bin/python bench/scoring.py                    # 1,000,000 contacts, 20,000,000 events
     .venv/bin/python bench/scoring.py --contacts 100000
     .venv/bin/python bench/scoring.py --contacts 100000 --reuse   # keep the generated company
 
@@ -145,7 +145,9 @@ def _with_database(action: Callable[[], object]):
 
 def _has_company(engine: sa.Engine) -> bool:
     with engine.connect() as connection:
-        return bool(connection.execute(sa.text("select exists (select from raw.contacts)")).scalar())
+        return bool(
+            connection.execute(sa.text("select exists (select from raw.contacts)")).scalar()
+        )
 
 
 def _generate(engine: sa.Engine, args: argparse.Namespace) -> None:

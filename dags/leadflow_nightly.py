@@ -5,14 +5,17 @@ Rebuilds the marts every night for the day before: at 02:00 UTC, `as_of` is the 
 logical date (the start of its data interval, i.e. yesterday). Runs without a logical date
 (manual or asset-triggered) use the last complete day before the run.
 
-1. **validate_config** records the run in `ops.runs` and validates the YAML configuration.
+1. **validate_config** records the run in `ops.runs`, validates the YAML configuration and
+   writes it to the `ops.config_*` snapshot the dbt models read.
 2. **raw_quality_gate** validates the raw tables with Great Expectations. A failed
    critical expectation fails the task (without retries) and names expectation and table;
-   warnings are logged. Results: `ops.quality_results` and `.leadflow/quality/raw.html`.
-3. **dbt** builds every model and runs its tests (Cosmos, one `dbt build` per model, with
+   warnings are logged. Results: `ops.quality_results` and `.leadflow/quality/raw.html`
+   (also under Browse → Quality gates).
+3. **update_activity_state** brings the incremental activity scores up to the cut-off.
+4. **dbt** builds every model and runs its tests (Cosmos, one `dbt build` per model, with
    `--vars {as_of: ...}`), rendered from `dbt_project/target/manifest.json`.
-4. **marts_quality_gate** validates the marts the campaigns send from.
-5. **publish** marks the run successful and updates the Asset `leadflow://marts/nightly`,
+5. **marts_quality_gate** validates the marts the campaigns send from.
+6. **publish** marks the run successful and updates the Asset `leadflow://marts/nightly`,
    which the campaign DAGs are scheduled on.
 
 `leadflow build --as-of DATE` runs the same steps from the command line.
@@ -90,6 +93,14 @@ def leadflow_nightly():
             print(check_raw(_engine(), nightly_run_id).describe())
 
     @task
+    def update_activity_state(nightly_run_id: int, as_of: str) -> None:
+        from leadflow.nightly import update_activity
+
+        with fail_fast_on_user_errors():
+            day = dt.date.fromisoformat(as_of)
+            print(update_activity(_engine(), paths.config_dir(), day, nightly_run_id))
+
+    @task
     def marts_quality_gate(nightly_run_id: int) -> None:
         from leadflow.nightly import check_marts
 
@@ -132,6 +143,7 @@ def leadflow_nightly():
     )
     (
         raw_quality_gate(run[RUN_ID_KEY])
+        >> update_activity_state(run[RUN_ID_KEY], run["as_of"])
         >> dbt
         >> marts_quality_gate(run[RUN_ID_KEY])
         >> publish(run[RUN_ID_KEY])

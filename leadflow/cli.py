@@ -226,6 +226,84 @@ def airflow_run(
     exec_airflow(arguments or ["--help"])
 
 
+# --- scoring: explain, matrix -----------------------------------------------------------
+
+matrix_app = typer.Typer(
+    invoke_without_command=True,
+    help="The scoring matrix: contacts per grade (A-D) and band (1-4), per tenant.",
+)
+app.add_typer(matrix_app, name="matrix")
+
+TenantOption = Annotated[
+    str | None, typer.Option("--tenant", help="Only this tenant (e.g. hq, fr); default: all.")
+]
+
+
+def _fail(error: Exception) -> typer.Exit:
+    """Print a user error the way main() does and return the exit to raise."""
+    from rich.markup import escape
+
+    err_console.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+    return typer.Exit(getattr(error, "exit_code", 1))
+
+
+@app.command("explain")
+def explain(
+    contact: Annotated[str, typer.Argument(help="The contact's id or e-mail address.")],
+    as_of: Annotated[
+        dt.datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="The date the marts were built for (checked)."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Why a contact has its persona, scores and matrix cell: criteria met, rules fired, decay."""
+    from leadflow.config import load_config
+    from leadflow.scoring.explain import explain as explain_contact
+    from leadflow.scoring.explain import print_explanation
+
+    try:
+        loaded = load_config(_config_dir(config))
+        explanation = explain_contact(
+            _engine(), contact, as_of.date() if as_of else None, loaded
+        )
+    except LeadflowError as error:
+        raise _fail(error) from None
+    print_explanation(explanation, console)
+
+
+@matrix_app.callback()
+def matrix(ctx: typer.Context, tenant: TenantOption = None) -> None:
+    """Show the scoring matrix of every tenant (or one) as of the last nightly run."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from leadflow.scoring.matrix import matrix as read_matrix
+    from leadflow.scoring.matrix import matrix_table
+
+    try:
+        matrices = read_matrix(_engine(), tenant)
+    except LeadflowError as error:
+        raise _fail(error) from None
+    for found in matrices.values():
+        console.print(matrix_table(found))
+
+
+@matrix_app.command("export")
+def matrix_export(
+    file: Annotated[Path, typer.Argument(help="The CSV file to write.")],
+    cell: Annotated[str, typer.Option("--cell", help="The matrix cell, e.g. A1.")],
+    tenant: TenantOption = None,
+) -> None:
+    """Write the contacts of one matrix cell to a CSV file (e-mail, names, scores, owner)."""
+    from leadflow.scoring.matrix import export_cell
+
+    try:
+        count = export_cell(_engine(), cell, tenant, file)
+    except LeadflowError as error:
+        raise _fail(error) from None
+    where = f" of tenant {tenant}" if tenant else ""
+    console.print(f"{count:,} contacts of cell {cell.strip().upper()}{where} written to {file}")
+
+
 # --- helpers ----------------------------------------------------------------------------
 
 

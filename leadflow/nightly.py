@@ -1,4 +1,11 @@
-"""The nightly run: configuration check → raw quality gate → dbt build → marts quality gate.
+"""The nightly run: configuration → raw quality gate → activity state → dbt build → marts gate.
+
+1. The configuration is validated and written to the `ops.config_*` snapshot dbt reads.
+2. The raw quality gate validates the landed data.
+3. The incremental activity state is brought up to the run's cut-off
+   (`leadflow.scoring.update_activity_state`), so the scoring models can use it.
+4. dbt builds (runs and tests) every model for `as_of`.
+5. The marts quality gate validates what the campaigns send from.
 
 `leadflow build --as-of D` runs it in one process through `run_nightly`; the
 `leadflow_nightly` DAG runs the same step functions one task each (dbt through Cosmos, one
@@ -11,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +29,6 @@ from sqlalchemy.engine import Engine
 from leadflow.errors import LeadflowError
 from leadflow.quality import GateResult, run_gate
 
-log = logging.getLogger(__name__)
-
 KIND = "nightly"
 RunStatus = Literal["success", "failed"]
 
@@ -33,19 +37,20 @@ RunStatus = Literal["success", "failed"]
 class NightlyResult:
     run_id: int
     as_of: dt.date
-    config: str | None
+    config: str
+    activity: str
     raw_gate: GateResult
     marts_gate: GateResult
     seconds: float
 
     def describe(self) -> str:
         """What `leadflow build` prints."""
-        config = self.config or "not validated (leadflow.config is not available)"
         return "\n".join(
             [
                 f"nightly run {self.run_id} for {self.as_of}: success in {self.seconds:.0f} s",
-                f"configuration: {config}",
+                f"configuration: {self.config}",
                 self.raw_gate.describe(),
+                self.activity,
                 "dbt build: ok",
                 self.marts_gate.describe(),
             ]
@@ -80,7 +85,7 @@ def _utc(moment: dt.datetime) -> dt.datetime:
 
 def start_run(engine: Engine, as_of: dt.date, origin: dict[str, Any] | None = None) -> int:
     """Record a `running` nightly run in ops.runs and return its id."""
-    _require_ops(engine)
+    _require_migrated(engine)
     with engine.begin() as connection:
         return connection.execute(
             sa.text(
@@ -121,43 +126,68 @@ def finish_run(engine: Engine, run_id: int, status: RunStatus, error: str | None
         )
 
 
-def _require_ops(engine: Engine) -> None:
-    with engine.connect() as connection:
-        if connection.exec_driver_sql("select to_regclass('ops.runs')").scalar() is None:
-            raise LeadflowError(
-                "the warehouse has no ops.runs table: run `leadflow db migrate` first"
-            )
+def _require_migrated(engine: Engine) -> None:
+    """The run writes ops tables of every migration: an older schema is a clear error."""
+    from alembic.script import ScriptDirectory
+
+    from leadflow.warehouse.migrate import MIGRATIONS, current_revision
+
+    current = current_revision(engine)
+    heads = ScriptDirectory(str(MIGRATIONS)).get_heads()
+    if current not in heads:
+        at = f"at revision {current}" if current else "not migrated"
+        raise LeadflowError(
+            f"the warehouse is {at} (latest: {', '.join(heads)}): run `leadflow db migrate` first"
+        )
 
 
 # --- the steps --------------------------------------------------------------------------
 
 
-def validate_configuration(config_dir: Path) -> str | None:
-    """Load and validate the configuration; its one-line summary, or None if unavailable."""
-    try:
-        from leadflow.config import load_config
-    except ImportError:
-        # leadflow.config is being written alongside; until then the run goes on without it.
-        log.warning("leadflow.config.load_config is not available: configuration not validated")
-        return None
-    return load_config(config_dir).summary()
+def snapshot_configuration(engine: Engine, config_dir: Path) -> dict[str, str]:
+    """Validate the configuration and write it to the ops.config_* snapshot dbt reads."""
+    from leadflow.config import load_config
+    from leadflow.scoring import config_hash, snapshot_config
+
+    config = load_config(config_dir)
+    snapshot_config(engine, config)
+    return {"summary": config.summary(), "config_hash": config_hash(config)}
 
 
 def begin(
     engine: Engine, as_of: dt.date, config_dir: Path, origin: dict[str, Any]
-) -> tuple[int, str | None]:
-    """Record the run, then validate the configuration; returns (run_id, config summary).
+) -> tuple[int, str]:
+    """Record the run, then validate and snapshot the configuration: (run_id, summary).
 
     The run is recorded first so that an invalid configuration is a failed run too.
     """
     run_id = start_run(engine, as_of, origin)
     try:
-        config = validate_configuration(config_dir)
+        config = snapshot_configuration(engine, config_dir)
     except Exception as error:
         finish_run(engine, run_id, "failed", str(error))
         raise
-    record_step(engine, run_id, "validate_config", {"summary": config})
-    return run_id, config
+    record_step(engine, run_id, "validate_config", config)
+    return run_id, config["summary"]
+
+
+def update_activity(
+    engine: Engine, config_dir: Path, as_of: dt.date, run_id: int | None = None
+) -> str:
+    """Bring the incremental activity state up to `as_of`'s cut-off; what it did, in words.
+
+    Without this the scoring models still compute every activity score from the events, but
+    a state left at this cut-off by an earlier run would miss the events since.
+    """
+    from leadflow.config import load_config
+    from leadflow.scoring import update_activity_state
+
+    update = update_activity_state(engine, load_config(config_dir), as_of)
+    if run_id is not None:
+        record_step(
+            engine, run_id, "activity_state", {"mode": update.mode, "seconds": update.seconds}
+        )
+    return update.describe()
 
 
 def check_raw(engine: Engine, run_id: int | None = None) -> GateResult:
@@ -207,6 +237,7 @@ def run_nightly(as_of: dt.date, config_dir: Path) -> NightlyResult:
     run_id, config = begin(engine, as_of, config_dir, {"origin": "cli"})
     try:
         raw_gate = check_raw(engine, run_id)
+        activity = update_activity(engine, config_dir, as_of, run_id)
         build_marts(as_of)
         record_step(engine, run_id, "dbt_build", {"success": True})
         marts_gate = check_marts(engine, run_id)
@@ -218,6 +249,7 @@ def run_nightly(as_of: dt.date, config_dir: Path) -> NightlyResult:
         run_id=run_id,
         as_of=as_of,
         config=config,
+        activity=activity,
         raw_gate=raw_gate,
         marts_gate=marts_gate,
         seconds=time.monotonic() - started,

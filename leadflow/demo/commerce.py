@@ -2,8 +2,10 @@
 
 A customer's story: a first order of one or more HydroStats (a HydroStat 2000 before the
 3000's launch, mostly the 3000 after it), installed a few weeks later; then repeat orders of
-cleaning agent, maintenance kits around each 24-month maintenance, now and then a
-diagnostic device, HydroScope licences or another machine. Some repeat orders are cancelled.
+cleaning agent, maintenance kits shortly before each manufacturer maintenance (every 24
+months for the 2000, 36 for the 3000), now and then a diagnostic device or another machine,
+and a HydroScope licence renewed every year by most who buy one. Some repeat orders are
+cancelled.
 Amounts are integer cents throughout, so an order's net amount is exactly its lines' sum.
 """
 
@@ -21,6 +23,7 @@ PRODUCT_IDS = tuple(p.product_id for p in PRODUCTS)
 HS2000, HS3000, CLN10, CLN25, KIT, DIAG, SCOPE = range(len(PRODUCTS))
 HYDROSTATS = (HS2000, HS3000)
 LIST_PRICE = np.array([p.list_price_cents for p in PRODUCTS], dtype=np.int64)
+INTERVAL_MONTHS = np.array([p.maintenance_interval_months or 0 for p in PRODUCTS])
 
 # Order kinds, in the order they are listed for one day.
 FIRST, SECOND_MACHINE, CONSUMABLES, MAINTENANCE, DIAGNOSTICS, SOFTWARE = range(6)
@@ -31,7 +34,8 @@ CONSUMING_SHARE = 0.7
 MAINTENANCE_ORDER_SHARE = 0.6
 DIAGNOSTICS_SHARE = 0.2
 SOFTWARE_SHARE = 0.25
-MAINTENANCE_CYCLE_DAYS = 730
+LICENCE_RENEWAL_SHARE = 0.85
+YEAR_DAYS = 365
 
 
 @dataclass
@@ -96,13 +100,15 @@ def draw_orders(
     first_install_number: int,
 ) -> Orders:
     accounts = np.flatnonzero(customer)
+    first_part = _first(accounts, employees, upsell, first, timeline, rng)
     parts = [
-        _first(accounts, employees, upsell, first, timeline, rng),
-        _second_machines(accounts, first, timeline, rng),
+        first_part,
+        # Up-sell customers must not own a HydroStat 3000 yet (segments.yaml).
+        _second_machines(accounts[~upsell[accounts]], first, timeline, rng),
         _consumables(accounts, first, timeline, rng),
-        _maintenance(accounts, first, timeline, rng),
-        _one_off(accounts, first, timeline, rng, DIAGNOSTICS, DIAGNOSTICS_SHARE, DIAG, 0),
-        _one_off(accounts, first, timeline, rng, SOFTWARE, SOFTWARE_SHARE, SCOPE, 3 * 365),
+        _maintenance(accounts, first_part["machine"], first, timeline, rng),
+        _one_off(accounts, first, timeline, rng, DIAGNOSTICS, DIAGNOSTICS_SHARE, DIAG),
+        _licences(accounts, first, timeline, rng),
     ]
     account = np.concatenate([p["account"] for p in parts])
     day = np.concatenate([p["day"] for p in parts])
@@ -187,28 +193,42 @@ def _consumables(accounts, first: FirstOrders, timeline: Timeline, rng) -> dict:
     return _part(account, day, CONSUMABLES)
 
 
-def _maintenance(accounts, first: FirstOrders, timeline: Timeline, rng) -> dict:
-    """Kits ordered shortly before each 24-month maintenance of the first machine."""
+def _maintenance(accounts, machine, first: FirstOrders, timeline: Timeline, rng) -> dict:
+    """Kits ordered shortly before each manufacturer maintenance of the first machine."""
     installed = first.install_day[accounts]
-    cycles = np.maximum(timeline.as_of_day + 45 - installed, 0) // MAINTENANCE_CYCLE_DAYS
+    cycle_days = np.rint(INTERVAL_MONTHS[machine] * YEAR_DAYS / 12).astype(np.int64)
+    cycles = np.maximum(timeline.as_of_day + 45 - installed, 0) // cycle_days
     account = np.repeat(accounts, cycles)
     cycle = 1 + _within_group(cycles)
-    day = np.repeat(installed, cycles) + cycle * MAINTENANCE_CYCLE_DAYS
+    day = np.repeat(installed, cycles) + cycle * np.repeat(cycle_days, cycles)
     day -= rng.integers(0, 46, account.size)
     ordered = rng.random(account.size) < MAINTENANCE_ORDER_SHARE
     return _part(account[ordered], day[ordered], MAINTENANCE)
 
 
-def _one_off(accounts, first: FirstOrders, timeline: Timeline, rng, kind, share, product, recent):
-    """A single order of `product` by `share` of customers, after the first order (and
-    within the last `recent` days if given: software is newer than the machines)."""
+def _one_off(accounts, first: FirstOrders, timeline: Timeline, rng, kind, share, product):
+    """A single order of `product` by `share` of customers, some time after the first order."""
     chosen = accounts[rng.random(accounts.size) < share]
     start = first.day[chosen] + 30
-    if recent:
-        start = np.maximum(start, timeline.as_of_day - recent)
     chosen, start = chosen[start <= timeline.as_of_day], start[start <= timeline.as_of_day]
     day = start + (rng.random(chosen.size) * (timeline.as_of_day - start + 1)).astype(np.int64)
     return _part(chosen, day, kind, np.full(chosen.size, product))
+
+
+def _licences(accounts, first: FirstOrders, timeline: Timeline, rng) -> dict:
+    """HydroScope: bought within the last three years (it is newer than the machines), then
+    renewed every year until a customer stops."""
+    chosen = accounts[rng.random(accounts.size) < SOFTWARE_SHARE]
+    start = np.maximum(first.day[chosen] + 30, timeline.as_of_day - 3 * YEAR_DAYS)
+    chosen, start = chosen[start <= timeline.as_of_day], start[start <= timeline.as_of_day]
+    span = timeline.as_of_day - start + 1
+    bought = start + (rng.random(chosen.size) * span).astype(np.int64)
+    possible = (timeline.as_of_day - bought) // YEAR_DAYS
+    renewals = np.minimum(possible, rng.geometric(1 - LICENCE_RENEWAL_SHARE, bought.size) - 1)
+    years = 1 + renewals
+    account = np.repeat(chosen, years)
+    day = np.repeat(bought, years) + _within_group(years) * YEAR_DAYS
+    return _part(account, day, SOFTWARE, np.full(account.size, SCOPE))
 
 
 def _within_group(counts: np.ndarray) -> np.ndarray:
@@ -273,5 +293,5 @@ def _installations(items, cancelled, install_day, timeline: Timeline, first_numb
         "install_order": order,
         "install_product": product,
         "install_day": day,
-        "next_maintenance_day": timeline.next_maintenance(day),
+        "next_maintenance_day": timeline.next_maintenance(day, INTERVAL_MONTHS[product]),
     }

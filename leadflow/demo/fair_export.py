@@ -121,7 +121,7 @@ def _captured(occurrence: FairOccurrence, rng: np.random.Generator) -> tuple[str
 
 def _base_row(fair: str, occurrence, country: str, rng) -> dict[str, str]:
     captured_at, local = _captured(occurrence, rng)
-    reps = v.SALES_REPS[v.TENANT_OF_COUNTRY[country]]
+    reps = _booth_staff(country)
     interests = rng.choice(len(v.INTERESTS), size=int(rng.integers(1, 3)), replace=False)
     notes = v.FAIR_NOTES[v.LANGUAGE_OF_COUNTRY[country]]
     consented = rng.random() < 0.85
@@ -217,9 +217,17 @@ def _scanned_again(row: dict[str, str], fairs, rng) -> dict[str, str]:
     again["captured_at"] = (captured + dt.timedelta(minutes=int(rng.integers(20, 240)))).isoformat(
         timespec="seconds"
     )
-    reps = v.SALES_REPS[v.TENANT_OF_COUNTRY[row["country"]]]
+    reps = _booth_staff(row["country"])
     again["captured_by"] = reps[int(rng.integers(len(reps)))]
     return again
+
+
+def _booth_staff(country: str) -> tuple[str, ...]:
+    """Who scans a visitor: a sales rep of the visitor's territory."""
+    if country == "DE":
+        teams = ("dach_north", "dach_south", "key_accounts")
+        return tuple(name for team in teams for name in v.SALES_TEAMS[team])
+    return v.SALES_TEAMS[v.TEAM_OF_COUNTRY[country]]
 
 
 def _pick(options, rng):

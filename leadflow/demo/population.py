@@ -254,8 +254,16 @@ def draw_accounts(
     # Domains are claimed in account order, so they do not depend on the grouping above.
     domain_names = [domains.claim(core, code) for core, code in zip(cores, codes, strict=True)]
     owners = [
-        _owner(code, pick) if is_owned else None
-        for code, pick, is_owned in zip(codes, owner_pick.tolist(), owned.tolist(), strict=True)
+        sales_rep(code, postcode, v.INDUSTRIES[industry_code], size, pick) if is_owned else None
+        for code, postcode, industry_code, size, pick, is_owned in zip(
+            codes,
+            postcodes,
+            industry.tolist(),
+            employees.tolist(),
+            owner_pick.tolist(),
+            owned.tolist(),
+            strict=True,
+        )
     ]
     per_employee = np.array([v.REVENUE_PER_EMPLOYEE[v.INDUSTRIES[i]] for i in industry])
     revenue = np.rint(employees * per_employee * revenue_noise / 1000).astype(np.int64) * 1000
@@ -281,9 +289,19 @@ def draw_accounts(
     )
 
 
-def _owner(country: str, pick: int) -> str:
-    reps = v.SALES_REPS[v.TENANT_OF_COUNTRY[country]]
-    return reps[pick % len(reps)]
+def sales_team(country: str, postcode: str, industry: str, employees: int) -> str:
+    """The team whose territory an account is in, by the rules of routing.yaml."""
+    dach = country in ("DE", "AT", "CH")
+    if dach and industry == "machine_tools" and employees > v.KEY_ACCOUNT_MIN_EMPLOYEES:
+        return "key_accounts"
+    if country == "DE":
+        return "dach_north" if postcode[:1] in "01234" else "dach_south"
+    return v.TEAM_OF_COUNTRY[country]
+
+
+def sales_rep(country: str, postcode: str, industry: str, employees: int, pick: int) -> str:
+    members = v.SALES_TEAMS[sales_team(country, postcode, industry, employees)]
+    return members[pick % len(members)]
 
 
 # --- chunk of contacts ----------------------------------------------------------------------------
@@ -364,7 +382,7 @@ def draw_contacts(
     )
     lifecycle = _lifecycle(buyer, accounts.customer[account], rng)
     updated = created + ((timeline.cutoff - 1 - created) * rng.random(n) ** 2).astype(np.int64)
-    tags, interests = _tags_and_interests(accounts, account, buyer, consent, source_kind, rng)
+    tags, interests = _tags_and_interests(accounts, account, buyer, role, consent, source_kind, rng)
     engagement = rng.lognormal(0.0, 1.1, n) * np.where(accounts.customer[account], 1.4, 1.0)
     accounts.created[:] = _account_created(accounts, account, created, timeline, rng)
     accounts.updated[:] = np.maximum(
@@ -488,37 +506,49 @@ def _lifecycle(buyer, at_customer, rng) -> np.ndarray:
     )
 
 
-def _tags_and_interests(accounts, account, buyer, consent, source_kind, rng):
+def _tags_and_interests(accounts, account, buyer, role, consent, source_kind, rng):
     n = account.size
     at_customer = accounts.customer[account]
-    big = accounts.employees[account] >= 1000
-    u = rng.random((n, 10))
-    tag_bits = [
-        (consent == 0) & (u[:, 0] < 0.6),  # newsletter
-        at_customer & big,  # key_account
-        buyer & (u[:, 1] < 0.3),  # service_contract
-        source_kind == SOURCES.index("fair"),  # trade_fair_visitor
-        source_kind == SOURCES.index("ebook"),  # ebook_reader
-    ]
-    metal = np.isin(
-        accounts.industry[account],
-        [v.INDUSTRIES.index("machine_tools"), v.INDUSTRIES.index("metalworking")],
-    )
-    food = accounts.industry[account] == v.INDUSTRIES.index("food_processing")
-    interest_bits = [
-        u[:, 2] < np.where(metal, 0.6, 0.3),  # hydraulic_components
-        u[:, 3] < np.where(at_customer, 0.6, 0.15),  # maintenance
-        u[:, 4] < np.where(at_customer, 0.45, 0.1) + np.where(food, 0.2, 0.0),  # cleaning
-        u[:, 5] < 0.2,  # software
-        u[:, 6] < 0.25,  # hydrostat_3000
-    ]
-    return _mask(tag_bits), _mask(interest_bits)
+    industry = accounts.industry[account]
+    u = rng.random((n, 16))
+    tags = {
+        "newsletter": (consent == 0) & (u[:, 0] < 0.6),
+        "key_account": at_customer & (accounts.employees[account] >= 1000),
+        "service_contract": buyer & (u[:, 1] < 0.3),
+        "trade_fair_visitor": source_kind == SOURCES.index("fair"),
+        "ebook_reader": source_kind == SOURCES.index("ebook"),
+        # A few leads are not buyers at all; scoring marks them down.
+        "student": ~at_customer & (u[:, 2] < 0.01),
+        "press": ~at_customer & (u[:, 2] >= 0.01) & (u[:, 2] < 0.015),
+        "competitor": ~at_customer & (u[:, 2] >= 0.015) & (u[:, 2] < 0.02),
+    }
+    metal = np.isin(industry, [v.INDUSTRIES.index(i) for i in ("machine_tools", "metalworking")])
+    food = industry == v.INDUSTRIES.index("food_processing")
+    purchaser = role == v.DECISION_ROLES.index("purchaser")
+    production = role == v.DECISION_ROLES.index("production_manager")
+    director = role == v.DECISION_ROLES.index("managing_director")
+    interests = {
+        "hydraulic_components": u[:, 3] < np.where(metal | production, 0.6, 0.3),
+        "maintenance": u[:, 4] < np.where(at_customer, 0.6, 0.15),
+        "cleaning": u[:, 5] < np.where(at_customer, 0.45, 0.1) + np.where(food, 0.2, 0.0),
+        "software": u[:, 6] < 0.2,
+        "hydrostat_3000": u[:, 7] < 0.25,
+        "service_contracts": u[:, 8] < np.where(purchaser, 0.35, 0.05),
+        "spare_parts": u[:, 9] < np.where(purchaser | production, 0.3, 0.05),
+        "pricing": u[:, 10] < np.where(purchaser, 0.4, 0.1),
+        "energy_efficiency": u[:, 11] < np.where(director, 0.35, 0.1),
+        "investment": u[:, 12] < np.where(director, 0.3, 0.03),
+        "productivity": u[:, 13] < np.where(director | production, 0.3, 0.05),
+    }
+    return _mask(tags, v.TAGS), _mask(interests, v.INTERESTS)
 
 
-def _mask(bits: list[np.ndarray]) -> np.ndarray:
-    mask = np.zeros(bits[0].size, dtype=np.int64)
-    for position, bit in enumerate(bits):
-        mask |= bit.astype(np.int64) << position
+def _mask(bits: dict[str, np.ndarray], names: tuple[str, ...]) -> np.ndarray:
+    """One bit per name, in the order of `names` (see copytext.flag_arrays)."""
+    assert set(bits) == set(names)
+    mask = np.zeros(next(iter(bits.values())).size, dtype=np.int64)
+    for position, name in enumerate(names):
+        mask |= bits[name].astype(np.int64) << position
     return mask
 
 

@@ -17,19 +17,20 @@ from leadflow.demo.copytext import SECONDS_PER_DAY, day_number
 from leadflow.demo.vocabulary import FAIRS, Fair
 
 TRACKING_DAYS = 730  # tracking history: the last two years
-MAINTENANCE_INTERVAL_MONTHS = 24
+UPSELL_INTERVAL_MONTHS = 24  # the HydroStat 2000's maintenance interval (products.yaml)
 # HydroStat 3000 launch: before it every hydrostat sold was a HydroStat 2000.
 HS3000_LAUNCH_DAYS_BEFORE_AS_OF = 912
 # Days between a hydrostat order and its installation.
 INSTALL_LAG_DAYS = (14, 56)
 # Up-sell segment (SPEC 1): HydroStat 2000 installed more than 3 years before as_of with its
-# maintenance due next calendar year. A margin keeps it true under any reading of "3 years"
-# (calendar years or 3 × 365 days).
+# maintenance due next calendar year (and, where the calendar allows, also within a year of
+# as_of, as segments.yaml's hs2000_upsell asks). A margin keeps it true under any reading of
+# "3 years" or "1 year" (calendar years or multiples of 365 days).
 UPSELL_MARGIN_DAYS = 7
 
 
 def years_before(day: dt.date, years: int) -> dt.date:
-    """The same calendar day `years` earlier (28 February for a 29 February)."""
+    """The same calendar day `years` earlier (later if negative; 28 February for a 29th)."""
     try:
         return day.replace(year=day.year - years)
     except ValueError:
@@ -99,16 +100,17 @@ class Timeline:
     def hs3000_launch_day(self) -> int:
         return self.as_of_day - HS3000_LAUNCH_DAYS_BEFORE_AS_OF
 
-    def next_maintenance(self, installed: np.ndarray) -> np.ndarray:
+    def next_maintenance(self, installed: np.ndarray, interval_months) -> np.ndarray:
         """The first maintenance due date after as_of: installed + k × interval, k ≥ 1."""
         installed = np.asarray(installed, dtype=np.int64)
+        interval = np.asarray(interval_months, dtype=np.int64)
         elapsed = np.maximum(self.as_of_day - installed, 0)
         # An underestimate of the intervals passed (31-day months), corrected upwards below.
-        k = 1 + elapsed // (MAINTENANCE_INTERVAL_MONTHS * 31)
-        due = add_months(installed, k * MAINTENANCE_INTERVAL_MONTHS)
+        k = 1 + elapsed // (interval * 31)
+        due = add_months(installed, k * interval)
         while (late := due <= self.as_of_day).any():
             k = np.where(late, k + 1, k)
-            due = add_months(installed, k * MAINTENANCE_INTERVAL_MONTHS)
+            due = add_months(installed, k * interval)
         return due
 
     @cached_property
@@ -121,8 +123,12 @@ class Timeline:
         last = day_number(years_before(self.as_of, 3)) - UPSELL_MARGIN_DAYS
         first = self.history_start_day + INSTALL_LAG_DAYS[1]
         candidates = np.arange(first, last + 1, dtype=np.int64)
-        due_year = year_of(self.next_maintenance(candidates))
-        valid = candidates[due_year == self.as_of.year + 1]
+        due = self.next_maintenance(candidates, UPSELL_INTERVAL_MONTHS)
+        next_year = year_of(due) == self.as_of.year + 1
+        within_a_year = day_number(years_before(self.as_of, -1)) - UPSELL_MARGIN_DAYS
+        if (sooner := candidates[next_year & (due <= within_a_year)]).size:
+            return sooner
+        valid = candidates[next_year]
         if valid.size == 0:
             raise ValueError(
                 f"years_of_history={self.years_of_history} is too short for an up-sell segment "
@@ -136,6 +142,8 @@ class Timeline:
         found = []
         for year in range(self.as_of.year - self.years_of_history, self.as_of.year + 1):
             for fair in FAIRS:
+                if not fair.held_in(year):
+                    continue
                 first = day_number(dt.date(year, fair.month, fair.day))
                 occurrence = FairOccurrence(fair, year, first)
                 if self.history_start_day <= first and occurrence.last_day <= self.as_of_day:
@@ -144,16 +152,12 @@ class Timeline:
 
     def latest_occurrence(self, fair_name: str) -> FairOccurrence:
         """The most recent completed occurrence of a fair (for the fair-lead export)."""
-        held = [o for o in self.fair_occurrences if o.fair.name == fair_name]
-        if held:
-            return held[-1]
-        # A history shorter than a year may hold none; take last year's edition anyway.
         fair = next(f for f in FAIRS if f.name == fair_name)
-        return FairOccurrence(
-            fair,
-            self.as_of.year - 1,
-            day_number(dt.date(self.as_of.year - 1, fair.month, fair.day)),
-        )
+        for year in range(self.as_of.year, self.as_of.year - 3, -1):
+            occurrence = FairOccurrence(fair, year, day_number(dt.date(year, fair.month, fair.day)))
+            if fair.held_in(year) and occurrence.last_day <= self.as_of_day:
+                return occurrence
+        raise AssertionError(f"{fair_name} is held at least every other year")
 
     @cached_property
     def newsletter_issues(self) -> np.ndarray:

@@ -60,6 +60,7 @@ CLICK_REPEAT = 0.7
 PAGES_PER_SESSION = 0.45  # geometric parameter (mean 2.2 pages)
 MACHINE_OPEN_SHARE = (0.04, 0.07)  # of all opens, drawn per chunk
 MACHINE_CLICK_SHARE = 0.25  # of machine-opened mails, a scanner also follows a link
+HONEYPOT_SHARE = 0.5  # of scanner clicks: the hidden honeypot link
 RECENCY = 1.5  # ages ~ u ** RECENCY: activity grows towards as_of
 PRE_IDENTIFICATION_DAYS = 30  # web/e-book contacts browsed anonymously before sign-up
 
@@ -97,16 +98,16 @@ class Mailings:
                         v.NEWSLETTER_CAMPAIGN,
                         v.NEWSLETTER_STEP,
                         f"newsletter-{date}-{language}",
-                        v.LINK_TAGS,
+                        v.NEWSLETTER_LINK_TAGS,
                     )
                 )
             for campaign in v.CAMPAIGNS:
-                for step in range(1, campaign.steps + 1):
+                for step in campaign.steps:
                     rows.append(
                         (
                             campaign.campaign_id,
-                            f"s{step}",
-                            f"{campaign.campaign_id}-s{step}-{language}",
+                            step,
+                            f"{campaign.campaign_id}-{step}-{language}",
                             campaign.link_tags,
                         )
                     )
@@ -124,11 +125,11 @@ class Mailings:
 
     @cached_property
     def _per_language(self) -> int:
-        return self.issues + sum(c.steps for c in v.CAMPAIGNS)
+        return self.issues + sum(len(c.steps) for c in v.CAMPAIGNS)
 
     @cached_property
     def _campaign_base(self) -> np.ndarray:
-        offsets = np.cumsum([0] + [c.steps for c in v.CAMPAIGNS])[:-1]
+        offsets = np.cumsum([0] + [len(c.steps) for c in v.CAMPAIGNS])[:-1]
         return self.issues + offsets
 
     @cached_property
@@ -140,20 +141,21 @@ class Mailings:
 
     @cached_property
     def link_count(self) -> np.ndarray:
+        """Visible links per mailing; the slot after them is the hidden honeypot link."""
         return np.array([len(tags) for *_, tags in self._catalogue])
 
     @cached_property
     def links(self) -> np.ndarray:
-        width = max(len(tags) for *_, tags in self._catalogue)
+        width = max(len(tags) for *_, tags in self._catalogue) + 1
         table = np.full((len(self._catalogue), width), NULL, dtype=object)
         for code, (_, _, mailing, tags) in enumerate(self._catalogue):
-            for slot, tag in enumerate(tags):
+            for slot, tag in enumerate((*tags, v.HONEYPOT_LINK_TAG)):
                 table[code, slot] = ct.joined(f"{mailing}-{tag}".encode(), tag.encode())
         return table
 
 
 CAMPAIGN_INDEX = {c.campaign_id: i for i, c in enumerate(v.CAMPAIGNS)}
-CAMPAIGN_STEPS = np.array([c.steps for c in v.CAMPAIGNS])
+CAMPAIGN_STEPS = np.array([len(c.steps) for c in v.CAMPAIGNS])
 CAMPAIGN_GAP_DAYS = np.array([c.days_between_steps for c in v.CAMPAIGNS])
 # Mean steps of the random journeys (three on average), less those cut off by as_of.
 MAILS_PER_RANDOM_JOURNEY = 2.6
@@ -167,9 +169,6 @@ LEAD_POOL = np.array([CAMPAIGN_INDEX[c] for c in v.LEAD_CAMPAIGNS])
 def _weights(options) -> np.ndarray:
     weights = np.array([w for _, w in options], dtype=float)
     return weights / weights.sum()
-
-
-CONTACT_PAGE = {"de": "/kontakt", "fr": "/contact", "it": "/contatti", "es": "/contacto"}
 
 
 class Tables:
@@ -187,7 +186,7 @@ class Tables:
         dtype=object,
     )
     contact_urls = np.array(
-        [(v.WEBSITE[lang] + CONTACT_PAGE[lang]).encode() for lang in v.LANGUAGES], dtype=object
+        [(v.WEBSITE[lang] + v.CONTACT_PAGE[lang]).encode() for lang in v.LANGUAGES], dtype=object
     )
     assets = ct.encode_table(a for a, _ in v.ASSETS)
     asset_weights = _weights(v.ASSETS)
@@ -353,7 +352,7 @@ class TrackingModel:
         """Events not driven by the scale: purchases, triggered journeys, sign-ups, fairs."""
         triggered = (
             (self.p.first_order >= self.t.tracking_start).sum() * _steps("onboarding")
-            + (self.p.fair_day >= 0).sum() * _steps("trade_fair_follow_up")
+            + (self.p.fair_day >= 0).sum() * _steps("fair_followup")
             + (self.p.ebook_signup >= 0).sum() * _steps("ebook_nurture")
         )
         mails = triggered * float(self._events_per_mail.mean()) if self.p.size else 0.0
@@ -453,7 +452,7 @@ class TrackingModel:
     def _triggered_journeys(self):
         starts = [
             ("onboarding", self.p.first_order, 1),
-            ("trade_fair_follow_up", self.p.fair_day, 3),
+            ("fair_followup", self.p.fair_day, 3),
             ("ebook_nurture", self.p.ebook_signup, 1),
         ]
         contacts, campaigns, times = [], [], []
@@ -506,9 +505,10 @@ class TrackingModel:
         engagement = self.p.engagement[contact]
         opener = delivered & (rng.random(contact.size) < open_probability(engagement))
         mail = np.flatnonzero(opener)
-        first_open = delivered_at[mail] + np.minimum(
-            rng.lognormal(np.log(3 * 3600), 1.5, mail.size), 20 * DAY
-        ).astype(np.int64)
+        delay = np.clip(
+            rng.lognormal(np.log(3 * 3600), 1.5, mail.size), v.HUMAN_MIN_DELAY_SECONDS, 20 * DAY
+        )
+        first_open = delivered_at[mail] + delay.astype(np.int64)
         opens = rng.geometric(OPEN_REPEAT, mail.size)
         row = np.repeat(np.arange(mail.size), opens)
         later = rng.lognormal(np.log(DAY), 1.0, row.size).astype(np.int64)
@@ -567,7 +567,7 @@ class TrackingModel:
             "email_open",
             Batch(
                 contact[scanned],
-                delivered_at[scanned] + rng.integers(1, 30, scanned.size),
+                delivered_at[scanned] + rng.integers(*v.MACHINE_DELAY_SECONDS, scanned.size),
                 {
                     "mailing": code[scanned],
                     "agent": agent,
@@ -579,14 +579,19 @@ class TrackingModel:
         batch = self._clicks(
             contact[scanned[followed]],
             code[scanned[followed]],
-            delivered_at[scanned[followed]] + rng.integers(2, 40, followed.sum()),
+            delivered_at[scanned[followed]]
+            + rng.integers(*v.MACHINE_DELAY_SECONDS, followed.sum()),
             machine=True,
         )
         batch.columns["agent"] = agent[followed]
         yield "email_click", batch
 
     def _clicks(self, contact, code, at, machine: bool) -> Batch:
-        slot = (self.rng.random(contact.size) * self.mailings.link_count[code]).astype(np.int64)
+        """Clicks on a visible link of the mail; scanners also follow the hidden honeypot."""
+        visible = self.mailings.link_count[code]
+        slot = (self.rng.random(contact.size) * visible).astype(np.int64)
+        if machine:
+            slot = np.where(self.rng.random(contact.size) < HONEYPOT_SHARE, visible, slot)
         agents = Tables.machine_agent if machine else Tables.human_agent
         return Batch(
             contact,

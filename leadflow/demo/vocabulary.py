@@ -516,37 +516,27 @@ POSITIONS: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
 EMAIL_PATTERNS = ("{first}.{last}", "{f}.{last}", "{first}{last}", "{last}")
 EMAIL_PATTERN_WEIGHTS = (0.55, 0.25, 0.1, 0.1)
 
-# --- the manufacturer's sales organisation -----------------------------------------------
+# --- the manufacturer: Steinhoff Hydraulik (include/config) -------------------------------
+# The values below mirror the shipped example configuration (company.yaml, products.yaml,
+# routing.yaml, costs.yaml, campaigns/, tracking/), so scores, personas, segments, routing
+# and fair ROI find matching data; tests/leadflow/demo/test_config_alignment.py checks that.
 
-# Sales reps per tenant; the owner of an account is one of its tenant's reps.
-SALES_REPS: dict[str, tuple[str, ...]] = {
-    "hq": (
-        "Jonas Becker",
-        "Katrin Vogt",
-        "Matthias Brandt",
-        "Sabine Lorenz",
-        "Tobias Reuter",
-        "Andrea Kühn",
-        "Florian Seidel",
-        "Julia Hartwig",
-        "Markus Engel",
-        "Nicole Albrecht",
-        "Stefan Pohl",
-        "Claudia Franke",
-        "Michael Ziegler",
-        "Anja Busch",
-    ),
-    "fr": (
-        "Claire Fontaine",
-        "Julien Marchand",
-        "Sophie Lemaire",
-        "Antoine Barbier",
-        "Élodie Caron",
-    ),
-    "it": ("Luca Ferri", "Giulia Sala", "Marco Villa", "Chiara Pellegrini", "Davide Fabbri"),
-    "es": ("Javier Navarro", "Lucía Prieto", "Sergio Cano", "Marta Vidal"),
+COMPANY_DOMAIN = "steinhoff-hydraulik.example"
+
+# Sales teams (routing.yaml): the owner of an account is a member of the team its
+# territory belongs to.
+SALES_TEAMS: dict[str, tuple[str, ...]] = {
+    "dach_north": ("Jana Krüger", "Tobias Lange", "Mehmet Aydin"),
+    "dach_south": ("Sabine Huber", "Florian Maier"),
+    "alpine": ("Lukas Gruber", "Claudia Meier"),
+    "key_accounts": ("Max Steinhoff", "Petra Schubert"),
+    "france": ("Camille Martin", "Julien Bernard"),
+    "italy": ("Giulia Rossi", "Marco Bianchi"),
+    "spain": ("Lucía García", "Javier López"),
+    "inside_sales": ("Nina Wolf",),
 }
-SALES_REP_DOMAIN = "hydro-example.de"
+TEAM_OF_COUNTRY = {"AT": "alpine", "CH": "alpine", "FR": "france", "IT": "italy", "ES": "spain"}
+KEY_ACCOUNT_MIN_EMPLOYEES = 500  # DACH machine-tool builders above this: key accounts
 
 # --- products ---------------------------------------------------------------------------
 
@@ -563,136 +553,190 @@ class Product:
 
 
 PRODUCTS = (
-    Product("HS2000", "HYD-HS-2000", "HydroStat 2000", "hydrostat", 4_290_000, 2_710_000, 24),
-    Product("HS3000", "HYD-HS-3000", "HydroStat 3000", "hydrostat", 5_650_000, 3_380_000, 24),
-    Product("CLN-10", "HYD-CLN-10", "HydroClean Konzentrat 10 l", "cleaning_agent", 12_900, 4_100),
-    Product("CLN-25", "HYD-CLN-25", "HydroClean Konzentrat 25 l", "cleaning_agent", 28_900, 8_800),
+    Product("HS2000", "HS-2000", "HydroStat 2000", "hydrostat", 4_200_000, 2_730_000, 24),
+    Product("HS3000", "HS-3000", "HydroStat 3000", "hydrostat", 5_400_000, 3_350_000, 36),
+    Product("CLN-10", "CLN-10", "HydroClean Konzentrat 10 l", "cleaning_agent", 18_900, 6_100),
+    Product("CLN-25", "CLN-25", "HydroClean Konzentrat 25 l", "cleaning_agent", 41_900, 13_800),
+    Product("MNT-KIT", "MNT-KIT", "HydroStat Wartungsset", "maintenance_device", 129_000, 54_000),
     Product(
-        "MNT-KIT", "HYD-MNT-KIT", "HydroStat Wartungsset", "maintenance_device", 48_000, 19_000
+        "MNT-DIAG", "MNT-DIAG", "HydroStat Diagnosegerät", "maintenance_device", 485_000, 215_000
     ),
-    Product(
-        "MNT-DIAG",
-        "HYD-MNT-DIAG",
-        "HydroStat Diagnosegerät",
-        "maintenance_device",
-        345_000,
-        138_000,
-    ),
-    Product("SW-SCOPE", "HYD-SW-SCOPE", "HydroScope Fehleranalyse", "software", 490_000, 60_000),
+    # An annual licence: customers renew it every year.
+    Product("SW-SCOPE", "SW-SCOPE", "HydroScope Fehleranalyse", "software", 240_000, 30_000),
 )
 
 # --- marketing ----------------------------------------------------------------------------
 
-INTERESTS = ("hydraulic_components", "maintenance", "cleaning", "software", "hydrostat_3000")
-TAGS = ("newsletter", "key_account", "service_contract", "trade_fair_visitor", "ebook_reader")
-LINK_TAGS = (
-    "cleaning",
+# Interests feed personas (personas.yaml) and profile scoring (scoring.yaml).
+INTERESTS = (
+    "hydraulic_components",
     "maintenance",
+    "cleaning",
     "software",
     "hydrostat_3000",
-    "trade_fair",
-    "hydraulic_components",
+    "service_contracts",
+    "spare_parts",
+    "pricing",
+    "energy_efficiency",
+    "investment",
+    "productivity",
 )
+TAGS = (
+    "newsletter",
+    "key_account",
+    "service_contract",
+    "trade_fair_visitor",
+    "ebook_reader",
+    "student",
+    "press",
+    "competitor",
+)
+HONEYPOT_LINK_TAG = "honeypot"  # a hidden link only scanners follow (company.yaml)
 
 
 @dataclass(frozen=True)
 class Campaign:
-    """A journey whose past sends appear in the tracking history."""
+    """A journey of campaigns/<id>.yaml whose past sends appear in the tracking history."""
 
     campaign_id: str
-    steps: int
+    steps: tuple[str, ...]  # ids of its send steps, in order
     days_between_steps: int
     link_tags: tuple[str, ...]
 
 
 CAMPAIGNS = (
-    Campaign("onboarding", 3, 7, ("maintenance", "cleaning")),
-    Campaign("cross_selling", 3, 14, ("cleaning", "maintenance", "software")),
-    Campaign("up_selling", 4, 21, ("maintenance", "hydrostat_3000")),
-    Campaign("loyalty", 2, 30, ("trade_fair", "software")),
-    Campaign("inactivity", 2, 10, ("hydrostat_3000", "cleaning", "hydraulic_components")),
-    Campaign("trade_fair_follow_up", 3, 5, ("trade_fair", "hydrostat_3000")),
-    Campaign("ebook_nurture", 4, 7, ("hydraulic_components", "hydrostat_3000", "maintenance")),
+    Campaign(
+        "onboarding",
+        ("welcome", "cleaning_tips", "maintenance_tips", "feedback"),
+        7,
+        ("cleaning_agent", "maintenance_device", "book_maintenance"),
+    ),
+    Campaign(
+        "cross_sell",
+        ("intro", "reminder", "cleaning_guide"),
+        7,
+        ("cleaning_agent", "maintenance_device", "software"),
+    ),
+    Campaign(
+        "upsell_hs3000",
+        ("maintenance_notice", "care_tips", "comparison", "use_cases"),
+        14,
+        ("book_maintenance", "hydrostat_3000", "pricing"),
+    ),
+    Campaign(
+        "loyalty",
+        ("thank_you", "survey", "fair_invitation", "exclusive_content"),
+        14,
+        ("survey", "trade_fair", "software"),
+    ),
+    Campaign(
+        "inactivity", ("we_miss_you", "last_chance"), 14, ("hydrostat_3000", "cleaning_agent")
+    ),
+    Campaign(
+        "fair_followup",
+        ("thank_you", "material", "use_case"),
+        5,
+        ("hydrostat_3000", "pricing", "trade_fair"),
+    ),
+    Campaign(
+        "ebook_nurture",
+        ("deliver_ebook", "chapter_insights", "use_case", "datasheet_offer"),
+        7,
+        ("hydraulic_components", "hydrostat_3000", "pricing"),
+    ),
 )
 NEWSLETTER_CAMPAIGN = "newsletter"
 NEWSLETTER_STEP = "send"
-# Journeys drawn at random for customers and for leads (event-triggered ones are separate).
-CUSTOMER_CAMPAIGNS = ("cross_selling", "loyalty", "up_selling")
-LEAD_CAMPAIGNS = ("inactivity", "ebook_nurture")
+NEWSLETTER_LINK_TAGS = (
+    "hydraulic_components",
+    "hydrostat_3000",
+    "cleaning_agent",
+    "maintenance_device",
+    "software",
+    "trade_fair",
+)
+# Journeys drawn at random for customers and for leads; the event-triggered ones
+# (onboarding, fair_followup, ebook_nurture) follow their trigger.
+CUSTOMER_CAMPAIGNS = ("cross_sell", "loyalty", "upsell_hs3000")
+LEAD_CAMPAIGNS = ("inactivity",)
 
 WEBSITE = {
-    "de": "https://www.hydro-example.de",
-    "fr": "https://www.hydro-example.fr",
-    "it": "https://www.hydro-example.it",
-    "es": "https://www.hydro-example.es",
+    "de": f"https://www.{COMPANY_DOMAIN}",
+    "fr": f"https://fr.{COMPANY_DOMAIN}",
+    "it": f"https://it.{COMPANY_DOMAIN}",
+    "es": f"https://es.{COMPANY_DOMAIN}",
 }
 # Pages per language (path, weight); the first is the home page.
 WEB_PAGES: dict[str, tuple[tuple[str, float], ...]] = {
     "de": (
-        ("/", 0.22),
-        ("/produkte/hydrostat-3000", 0.18),
-        ("/produkte/hydrostat-2000", 0.08),
+        ("/", 0.2),
+        ("/produkte/hydrostat-3000", 0.17),
+        ("/produkte/hydrostat-2000", 0.07),
         ("/produkte/hydroclean", 0.08),
         ("/produkte/wartungsset", 0.05),
         ("/produkte/diagnosegeraet", 0.04),
         ("/software/hydroscope", 0.06),
-        ("/service/wartung", 0.09),
+        ("/service/wartung", 0.08),
         ("/downloads/ebook-antriebslosigkeit", 0.07),
+        ("/preise", 0.06),
         ("/messen", 0.04),
         ("/kontakt", 0.05),
-        ("/karriere", 0.04),
+        ("/karriere", 0.03),
     ),
     "fr": (
-        ("/", 0.22),
-        ("/produits/hydrostat-3000", 0.18),
-        ("/produits/hydrostat-2000", 0.08),
+        ("/", 0.2),
+        ("/produits/hydrostat-3000", 0.17),
+        ("/produits/hydrostat-2000", 0.07),
         ("/produits/hydroclean", 0.08),
         ("/produits/kit-de-maintenance", 0.05),
         ("/produits/appareil-de-diagnostic", 0.04),
         ("/logiciel/hydroscope", 0.06),
-        ("/service/maintenance", 0.09),
+        ("/service/maintenance", 0.08),
         ("/telechargements/ebook-antriebslosigkeit", 0.07),
+        ("/tarifs", 0.06),
         ("/salons", 0.04),
         ("/contact", 0.05),
-        ("/carrieres", 0.04),
+        ("/carrieres", 0.03),
     ),
     "it": (
-        ("/", 0.22),
-        ("/prodotti/hydrostat-3000", 0.18),
-        ("/prodotti/hydrostat-2000", 0.08),
+        ("/", 0.2),
+        ("/prodotti/hydrostat-3000", 0.17),
+        ("/prodotti/hydrostat-2000", 0.07),
         ("/prodotti/hydroclean", 0.08),
         ("/prodotti/kit-di-manutenzione", 0.05),
         ("/prodotti/dispositivo-diagnostico", 0.04),
         ("/software/hydroscope", 0.06),
-        ("/assistenza/manutenzione", 0.09),
+        ("/assistenza/manutenzione", 0.08),
         ("/download/ebook-antriebslosigkeit", 0.07),
+        ("/prezzi", 0.06),
         ("/fiere", 0.04),
         ("/contatti", 0.05),
-        ("/lavora-con-noi", 0.04),
+        ("/lavora-con-noi", 0.03),
     ),
     "es": (
-        ("/", 0.22),
-        ("/productos/hydrostat-3000", 0.18),
-        ("/productos/hydrostat-2000", 0.08),
+        ("/", 0.2),
+        ("/productos/hydrostat-3000", 0.17),
+        ("/productos/hydrostat-2000", 0.07),
         ("/productos/hydroclean", 0.08),
         ("/productos/kit-de-mantenimiento", 0.05),
         ("/productos/dispositivo-de-diagnostico", 0.04),
         ("/software/hydroscope", 0.06),
-        ("/servicio/mantenimiento", 0.09),
+        ("/servicio/mantenimiento", 0.08),
         ("/descargas/ebook-antriebslosigkeit", 0.07),
+        ("/precios", 0.06),
         ("/ferias", 0.04),
         ("/contacto", 0.05),
-        ("/empleo", 0.04),
+        ("/empleo", 0.03),
     ),
 }
-EBOOK_ASSET = "ebook-antriebslosigkeit"
+CONTACT_PAGE = {"de": "/kontakt", "fr": "/contact", "it": "/contatti", "es": "/contacto"}
+# Downloadable assets (company.yaml) and how often each is downloaded.
+EBOOK_ASSET = "ebook_antriebslosigkeit"
 ASSETS = (
     (EBOOK_ASSET, 0.45),
-    ("datasheet-hydrostat-3000", 0.2),
-    ("datasheet-hydrostat-2000", 0.08),
-    ("checklist-cleaning", 0.1),
-    ("whitepaper-maintenance", 0.1),
-    ("case-study-hydroscope", 0.07),
+    ("datasheet_hs3000", 0.25),
+    ("comparison_hs2000_hs3000", 0.15),
+    ("maintenance_guide", 0.15),
 )
 FORMS = (("contact", 0.4), ("demo_request", 0.2), ("service_request", 0.25), ("newsletter", 0.15))
 
@@ -716,19 +760,25 @@ MAIL_CLIENT_AGENTS = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko)",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Thunderbird/128.4.0",
 )
-# Privacy proxies and security scanners that fetch every image or link of a mail.
+# Privacy proxies and security scanners that fetch every image or link of a mail; each
+# contains one of the substrings of include/config/tracking/machine_user_agents.txt.
 MACHINE_AGENTS = (
     "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)",
-    "Mozilla/5.0",
+    "Mozilla/5.0 (compatible; YahooMailProxy; https://help.yahoo.com/kb/yahoo-mail-proxy)",
     "Barracuda Sentinel (EE)",
     "Mimecast Security Scanner/1.0",
-    "Proofpoint URL Defense",
+    "Proofpoint URL Defense/2.0",
+    "Microsoft Office Protection",
 )
+# Machine opens and clicks come this soon after delivery (company.yaml treats anything
+# within 10 seconds as a machine); people take at least a minute.
+MACHINE_DELAY_SECONDS = (1, 10)
+HUMAN_MIN_DELAY_SECONDS = 60
 
 
 @dataclass(frozen=True)
 class Fair:
-    """A yearly trade fair: where the company meets customers of some countries."""
+    """A trade fair (costs.yaml), held on about the same days every `every` years."""
 
     name: str
     month: int
@@ -736,14 +786,19 @@ class Fair:
     days: int
     countries: tuple[str, ...]
     time_zone: str
+    every: int = 1
+    odd_years: bool = False  # with every=2: held in odd (True) or even (False) years
+
+    def held_in(self, year: int) -> bool:
+        return self.every == 1 or (year % 2 == 1) == self.odd_years
 
 
 FAIRS = (
-    Fair("Hannover Messe", 4, 21, 5, ("DE", "AT", "CH"), "Europe/Berlin"),
-    Fair("EMO Hannover", 9, 22, 6, COUNTRIES, "Europe/Berlin"),
+    Fair("Hannover Messe", 4, 20, 5, ("DE", "AT", "CH"), "Europe/Berlin"),
+    Fair("EMO Hannover", 9, 22, 6, COUNTRIES, "Europe/Berlin", every=2, odd_years=True),
     Fair("Global Industrie Paris", 3, 10, 4, ("FR",), "Europe/Paris"),
-    Fair("BI-MU Milano", 10, 8, 5, ("IT",), "Europe/Rome"),
-    Fair("BIEMH Bilbao", 6, 2, 5, ("ES",), "Europe/Madrid"),
+    Fair("MECSPE Bologna", 3, 4, 3, ("IT",), "Europe/Rome"),
+    Fair("BIEMH Bilbao", 6, 1, 5, ("ES",), "Europe/Madrid", every=2, odd_years=False),
 )
 # The fairs whose lead scans make up the generated snapADDY export.
 EXPORT_FAIRS = ("Hannover Messe", "EMO Hannover", "Global Industrie Paris")

@@ -1,4 +1,4 @@
-"""Know the customer: personas, lead scoring, the scoring matrix, MQLs and CLV (SPEC §2.3, §2.4, §2.13).
+"""Know the customer: personas, lead scores, the scoring matrix, MQLs, CLV (SPEC §2.3/§2.4/§2.13).
 
     from leadflow.scoring import score, explain, matrix, export_cell
     score(engine, config, as_of)          # the nightly step: snapshot, activity state, dbt
@@ -12,7 +12,13 @@ results back for the CLI.
 from leadflow.scoring.activity import ActivityUpdate, reset_activity_state, update_activity_state
 from leadflow.scoring.explain import Explanation, explain
 from leadflow.scoring.matrix import Matrix, export_cell, matrix
-from leadflow.scoring.pipeline import SCORING_SELECTOR, ScoringResult, score
+from leadflow.scoring.pipeline import (
+    SCORING_SELECTOR,
+    PreparedScoring,
+    ScoringResult,
+    prepare_scoring,
+    score,
+)
 from leadflow.scoring.snapshot import activity_hash, config_hash, snapshot_config
 
 __all__ = [
@@ -20,12 +26,14 @@ __all__ = [
     "ActivityUpdate",
     "Explanation",
     "Matrix",
+    "PreparedScoring",
     "ScoringResult",
     "activity_hash",
     "config_hash",
     "explain",
     "export_cell",
     "matrix",
+    "prepare_scoring",
     "reset_activity_state",
     "score",
     "snapshot_config",

@@ -161,7 +161,7 @@ _DIRTY_CONTACTS = """
 create temp table activity_dirty on commit drop as
 select contact_id from ops.activity_changes where change_id <= :change_watermark
 union
-select contact_id from ops.activity_pending where false
+select contact_id from ops.activity_pending where next_at < :cutoff
 """
 
 
@@ -319,7 +319,7 @@ def _recompute_dirty_contacts(connection: Connection, run: _Run) -> int:
     for table in ("ops.activity_totals", "ops.activity_pending"):
         connection.execute(
             sa.text(
-                f"delete from {table} as target using activity_dirty as dirty "
+                f"delete from {table} as target using activity_dirty as dirty "  # noqa: S608
                 "where target.contact_id = dirty.contact_id"
             )
         )

@@ -172,12 +172,6 @@ def explain(
         contact_id = row["contact_id"]
         settings = _settings(connection)
         personas = _personas(connection, contact_id)
-        profile = _one(
-            connection,
-            "select profile_points, profile_score from intermediate.int_contacts_profile_scored "
-            "where contact_id = :contact_id",
-            contact_id,
-        )
         activity = _one(
             connection,
             "select activity_points from intermediate.int_contacts_activity_scored "
@@ -185,6 +179,7 @@ def explain(
             contact_id,
         )
         warnings = _warnings(connection, config)
+        rules = _profile_rules(connection, contact_id)
         return Explanation(
             contact_id=contact_id,
             email=row["email"],
@@ -193,8 +188,8 @@ def explain(
             as_of=row["as_of"],
             personas=personas,
             best_persona=row["best_persona"],
-            profile_rules=_profile_rules(connection, contact_id),
-            profile_points=profile["profile_points"] if profile else Decimal(0),
+            profile_rules=rules,
+            profile_points=sum((rule.points for rule in rules if rule.is_met), Decimal(0)),
             profile_score=row["profile_score"],
             grade=row["grade"],
             grade_thresholds=(settings["grade_a"], settings["grade_b"], settings["grade_c"]),
@@ -225,7 +220,10 @@ _REQUIRED = (
 
 def _require_built(connection: Connection) -> None:
     for name in _REQUIRED:
-        if connection.execute(sa.text("select to_regclass(:name)"), {"name": name}).scalar() is None:
+        if (
+            connection.execute(sa.text("select to_regclass(:name)"), {"name": name}).scalar()
+            is None
+        ):
             raise LeadflowError(f"{name} not built yet: run `leadflow build --as-of DATE` first")
 
 
@@ -361,48 +359,53 @@ def _json(text: str | None) -> Any:
 
 
 def print_explanation(explanation: Explanation, console: Any) -> None:
-    """Print the explanation with rich (tables for personas, rules and activity)."""
+    """Print the explanation with rich (tables for personas, rules and activity).
+
+    Everything that comes from data (names, values, rule ids) is escaped: `[a, b]` is a list
+    here, not rich markup.
+    """
+    from rich.markup import escape
     from rich.table import Table
 
     e = explanation
     console.print(
-        f"[bold]{e.name or e.email}[/] <{e.email}> ({e.contact_id}), tenant {e.tenant_code}, "
-        f"as of {e.as_of}",
+        f"[bold]{escape(e.name or e.email)}[/] <{escape(e.email)}> ({escape(e.contact_id)}), "
+        f"tenant {escape(e.tenant_code)}, as of {e.as_of}",
         highlight=False,
     )
     for warning in e.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
 
     for persona in e.personas:
         verdict = "[green]match[/]" if persona.is_match else "no match"
         table = Table(
-            title=f"persona {persona.persona_id} ({persona.name}): {persona.match_pct} % "
-            f"(threshold {persona.threshold} %) {verdict}",
+            title=f"persona {escape(persona.persona_id)} ({escape(persona.name)}): "
+            f"{persona.match_pct} % (threshold {persona.threshold} %) {verdict}",
             title_justify="left",
         )
         for column in ("criterion", "weight", "met", "contact's value"):
             table.add_column(column)
         for criterion in persona.criteria:
             table.add_row(
-                criterion.condition,
+                escape(criterion.condition),
                 str(criterion.weight),
                 "yes" if criterion.is_met else "no",
-                criterion.field_value if criterion.field_value is not None else "NULL",
+                escape(_shown(criterion.field_value)),
             )
         table.caption = f"{persona.weight_met} of {persona.weight_total} weight met"
         console.print(table)
-    console.print(f"best persona: [bold]{e.best_persona or 'none'}[/]", highlight=False)
+    console.print(f"best persona: [bold]{escape(e.best_persona or 'none')}[/]", highlight=False)
 
     rules = Table(title="profile rules", title_justify="left")
     for column in ("rule", "condition", "points", "fired", "contact's value"):
         rules.add_column(column)
     for rule in e.profile_rules:
         rules.add_row(
-            rule.rule_id,
-            rule.condition,
+            escape(rule.rule_id),
+            escape(rule.condition),
             str(rule.points),
             "yes" if rule.is_met else "no",
-            rule.field_value if rule.field_value is not None else "NULL",
+            escape(_shown(rule.field_value)),
         )
     a, b, c = e.grade_thresholds
     rules.caption = (
@@ -420,8 +423,8 @@ def print_explanation(explanation: Explanation, console: Any) -> None:
     for hit in e.top_contributions():
         hits.add_row(
             f"{hit.occurred_at:%Y-%m-%d %H:%M}",
-            hit.event_type,
-            hit.rule_id,
+            escape(hit.event_type),
+            escape(hit.rule_id),
             f"{hit.points:g}",
             f"{hit.age_days:.2f}",
             f"{hit.decay:.4f}",
@@ -442,3 +445,7 @@ def print_explanation(explanation: Explanation, console: Any) -> None:
         f"lifecycle stage {e.lifecycle_stage}",
         highlight=False,
     )
+
+
+def _shown(value: str | None) -> str:
+    return "NULL" if value is None else value

@@ -14,6 +14,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -75,7 +76,7 @@ def matrix(engine: Engine, tenant: str | None = None) -> dict[str, Matrix]:
                        t.position
                 from marts.scoring_matrix as m
                 left join ops.config_tenants as t on t.tenant_code = m.tenant_code
-                where :tenant is null or m.tenant_code = :tenant
+                where cast(:tenant as text) is null or m.tenant_code = :tenant
                 order by t.position nulls last, m.tenant_code, m.matrix_cell
                 """
             ),
@@ -88,6 +89,31 @@ def matrix(engine: Engine, tenant: str | None = None) -> dict[str, Matrix]:
         found = matrices[tenant_code]
         found.contacts[cell], found.leads[cell], found.mqls[cell] = contacts, leads, mqls
     return matrices
+
+
+def matrix_table(found: Matrix) -> Any:
+    """One tenant's matrix for rich: a heading line, then grades down and bands across, with
+    the MQLs of a cell in parentheses."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    heading = Text(
+        f"scoring matrix {found.tenant_code} as of {found.as_of}: {found.total:,} contacts "
+        "(per cell: contacts, MQLs in parentheses; grade = fit, band = engagement)",
+        style="bold",
+    )
+    table = Table()
+    table.add_column("grade")
+    for band in BANDS:
+        table.add_column(f"band {band}", justify="right")
+    for grade, counts in found.rows():
+        cells = []
+        for band, count in zip(BANDS, counts, strict=True):
+            mqls = found.mqls[f"{grade}{band}"]
+            cells.append(f"{count:,} ({mqls:,})" if mqls else f"{count:,}")
+        table.add_row(grade, *cells)
+    return Group(heading, table)
 
 
 def normalize_cell(cell: str) -> str:
@@ -116,8 +142,9 @@ def export_cell(engine: Engine, cell: str, tenant: str | None, path: Path) -> in
             _require_tenant(connection, tenant)
         result = connection.execute(
             sa.text(
-                f"select {', '.join(EXPORT_COLUMNS)} from marts.dim_contacts "
-                "where matrix_cell = :cell and (:tenant is null or tenant_code = :tenant) "
+                f"select {', '.join(EXPORT_COLUMNS)} from marts.dim_contacts "  # noqa: S608
+                "where matrix_cell = :cell "
+                "and (cast(:tenant as text) is null or tenant_code = :tenant) "
                 "order by profile_score desc, activity_score desc, contact_id"
             ),
             {"cell": cell, "tenant": tenant},
@@ -146,8 +173,7 @@ def _require_marts(connection: Connection) -> None:
     missing = [
         name
         for name in ("marts.scoring_matrix", "marts.dim_contacts")
-        if connection.execute(sa.text("select to_regclass(:name)"), {"name": name}).scalar()
-        is None
+        if connection.execute(sa.text("select to_regclass(:name)"), {"name": name}).scalar() is None
     ]
     if missing:
         raise LeadflowError(

@@ -26,6 +26,24 @@ SCORING_SELECTOR = "tag:scoring"
 
 
 @dataclass(frozen=True)
+class PreparedScoring:
+    """What the scoring models need in ops before dbt builds them: snapshot and activity state."""
+
+    as_of: dt.date
+    config_hash: str
+    activity: ActivityUpdate
+    snapshot_seconds: float
+
+    def describe(self) -> str:
+        return "\n".join(
+            [
+                f"configuration snapshot {self.config_hash[:12]} ({self.snapshot_seconds:.1f} s)",
+                self.activity.describe(),
+            ]
+        )
+
+
+@dataclass(frozen=True)
 class ScoringResult:
     as_of: dt.date
     config_hash: str
@@ -47,6 +65,21 @@ class ScoringResult:
         )
 
 
+def prepare_scoring(
+    engine: Engine, config: Config, as_of: dt.date, *, full: bool = False
+) -> PreparedScoring:
+    """Snapshot `config` into ops and bring the activity state up to `as_of`'s cut-off.
+
+    The part of `score` before dbt: an Airflow DAG that builds the scoring models with Cosmos
+    runs this as a task, then `--select tag:scoring`.
+    """
+    started = time.monotonic()
+    snapshot_config(engine, config)
+    snapshot_seconds = time.monotonic() - started
+    activity = update_activity_state(engine, config, as_of, full=full)
+    return PreparedScoring(as_of, config_hash(config), activity, snapshot_seconds)
+
+
 def score(
     engine: Engine,
     config: Config,
@@ -63,16 +96,13 @@ def score(
     """
     from leadflow.transform import dbt  # imports dbt: only callers that build pay for it
 
-    started = time.monotonic()
-    snapshot_config(engine, config)
-    snapshot_seconds = time.monotonic() - started
-    activity = update_activity_state(engine, config, as_of, full=full)
+    prepared = prepare_scoring(engine, config, as_of, full=full)
     started = time.monotonic()
     dbt.build(as_of, select=select)
     return ScoringResult(
         as_of=as_of,
-        config_hash=config_hash(config),
-        activity=activity,
-        snapshot_seconds=snapshot_seconds,
+        config_hash=prepared.config_hash,
+        activity=prepared.activity,
+        snapshot_seconds=prepared.snapshot_seconds,
         dbt_seconds=time.monotonic() - started,
     )

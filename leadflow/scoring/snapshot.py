@@ -41,7 +41,7 @@ SNAPSHOT_TABLES = (
 
 
 def exact(number: float | int) -> Decimal:
-    """A YAML number as the decimal written in the file (0.1 stays 0.1, not 0.1000000000000000055)."""
+    """A YAML number as the decimal written in the file (0.1 stays 0.1, not 0.10000000000000001)."""
     return Decimal(repr(number)) if isinstance(number, float) else Decimal(number)
 
 
@@ -77,7 +77,7 @@ def snapshot_config(engine: Engine, config: Config) -> None:
     """Replace the configuration snapshot in `ops` with `config` (all or nothing)."""
     with engine.begin() as connection:
         for table in SNAPSHOT_TABLES:
-            connection.execute(sa.text(f"delete from {table}"))
+            connection.execute(sa.text(f"delete from {table}"))  # noqa: S608 (constants)
         _insert(connection, "ops.config_snapshot", [_snapshot_row(config)])
         _insert(connection, "ops.config_scoring", [_scoring_row(config)])
         _insert(connection, "ops.config_tenants", _tenant_rows(config))
@@ -100,7 +100,8 @@ def _insert(connection: Connection, table: str, rows: list[dict[str, Any]]) -> N
         for column in columns
     )
     connection.execute(
-        sa.text(f"insert into {table} ({', '.join(columns)}) values ({values})"), rows
+        sa.text(f"insert into {table} ({', '.join(columns)}) values ({values})"),  # noqa: S608
+        rows,
     )
 
 

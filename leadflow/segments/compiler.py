@@ -518,7 +518,7 @@ def _installed(
         from_: FromClause = installation
         where = [
             owner(installation),
-            sa.true(),
+            installation.c.installed_on <= context.as_of,
             *narrowed_by(installation),
         ]
         if product is not None:

@@ -92,11 +92,13 @@ def test_nightly_runs_gate_dbt_gate_then_publishes_the_marts_asset(bag):
     assert nightly["catchup"] is False
     assert tasks["validate_config"]["upstream"] == []
     assert tasks["raw_quality_gate"]["upstream"] == ["validate_config"]
+    assert tasks["update_activity_state"]["upstream"] == ["raw_quality_gate", "validate_config"]
     dbt_tasks = {task_id: task for task_id, task in tasks.items() if task_id.startswith("dbt.")}
     assert "dbt.dim_contacts_model_build" in dbt_tasks
-    # Every dbt task waits for the raw gate (directly or through another dbt task) ...
+    # Every dbt task waits for the gate and the activity state (directly or through another
+    # dbt task) ...
     for task_id, task in dbt_tasks.items():
-        assert set(task["upstream"]) <= {"raw_quality_gate", *dbt_tasks}, task_id
+        assert set(task["upstream"]) <= {"update_activity_state", *dbt_tasks}, task_id
         assert task["vars"] == {
             "as_of": "{{ ti.xcom_pull(task_ids='validate_config', key='as_of') }}"
         }

@@ -122,8 +122,12 @@ def test_dags_test_builds_validated_marts_from_a_generated_company(
     assert set(run["detail"]["steps"]) == {
         "validate_config",
         "raw_quality_gate",
+        "activity_state",
         "marts_quality_gate",
     }
+    # The configuration reached dbt as data.
+    config_hash = run["detail"]["steps"]["validate_config"]["config_hash"]
+    assert scalar(warehouse, "select config_hash from ops.config_snapshot") == config_hash
     assert (paths.home() / "quality" / "index.html").is_file()
 
 

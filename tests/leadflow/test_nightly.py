@@ -4,6 +4,9 @@ stops it before dbt builds anything."""
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,6 +17,7 @@ from leadflow.errors import LeadflowError
 from leadflow.nightly import as_of_for_run, run_nightly
 from leadflow.quality import QualityGateFailed
 from leadflow.quality.suites import MART_SUITES
+from leadflow.warehouse.migrate import upgrade
 
 AS_OF = dt.date(2026, 11, 27)
 
@@ -22,7 +26,8 @@ insert into raw.accounts (account_id, name, country) values ('a1', 'Acme Werkzeu
 insert into raw.contacts (contact_id, email, country, account_id) values
     ('c1', 'anna@acme.example', 'DE', 'a1'),
     ('c2', 'piet@acme.example', 'AT', 'a1');
-insert into raw.products values ('HS2000', 'HS2000', 'HydroStat 2000', 'hydrostat', 24000, 15000, 24);
+insert into raw.products values
+    ('HS2000', 'HS2000', 'HydroStat 2000', 'hydrostat', 24000, 15000, 24);
 insert into raw.orders (order_id, account_id, contact_id, ordered_at, net_amount) values
     ('o1', 'a1', 'c1', '2026-05-01', 24000);
 insert into raw.order_items values ('o1', 1, 'HS2000', 1, 24000);
@@ -44,7 +49,8 @@ def runs(engine: sa.Engine) -> list[dict]:
 
 def relation_exists(engine: sa.Engine, name: str) -> bool:
     with engine.connect() as connection:
-        return connection.execute(sa.text("select to_regclass(:n)"), {"n": name}).scalar() is not None
+        found = connection.execute(sa.text("select to_regclass(:name)"), {"name": name})
+        return found.scalar() is not None
 
 
 @pytest.fixture
@@ -85,14 +91,47 @@ def test_a_failed_raw_gate_fails_the_run_before_dbt_builds_anything(warehouse, l
     assert run["status"] == "failed" and run["finished_at"] is not None
     assert message in run["detail"]["error"]
     assert run["detail"]["steps"]["raw_quality_gate"]["failures"] == [message]
+    assert "activity_state" not in run["detail"]["steps"]
     assert "dbt_build" not in run["detail"]["steps"]
     assert not relation_exists(warehouse, "marts.dim_contacts")
     assert (leadflow_home / "quality" / "raw.html").is_file()
 
 
+def test_leadflow_build_prints_the_failed_expectation_and_exits_non_zero(warehouse, leadflow_home):
+    execute(warehouse, CLEAN_RAW)
+    execute(
+        warehouse,
+        "insert into raw.events (event_id, event_type, occurred_at) "
+        "values ('e1', 'web_visit', '2026-11-20')",
+    )
+
+    completed = subprocess.run(
+        [str(Path(sys.executable).parent / "leadflow"), "build", "--as-of", "2026-11-27"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+    assert completed.returncode == 1
+    error = " ".join(completed.stderr.split())  # rich may wrap long lines
+    assert "error: quality gate 'raw' failed: " in error
+    assert (
+        "raw.events: unexpected_rows_expectation(contact_id or visitor_id present)"
+        " — 1 unexpected of 1" in error
+    )
+
+
 def test_an_unmigrated_warehouse_is_a_clear_error(empty_database_url, monkeypatch):
     monkeypatch.setenv("LEADFLOW_WAREHOUSE_URL", empty_database_url.render_as_string(False))
-    with pytest.raises(LeadflowError, match="run `leadflow db migrate` first"):
+    with pytest.raises(LeadflowError, match=r"the warehouse is not migrated .*leadflow db migrate"):
+        run_nightly(AS_OF, paths.config_dir())
+
+
+def test_a_warehouse_behind_the_latest_migration_is_a_clear_error(empty_database_url, monkeypatch):
+    upgrade(sa.create_engine(empty_database_url), "0001")
+    monkeypatch.setenv("LEADFLOW_WAREHOUSE_URL", empty_database_url.render_as_string(False))
+    with pytest.raises(LeadflowError, match="the warehouse is at revision 0001 "):
         run_nightly(AS_OF, paths.config_dir())
 
 
@@ -112,9 +151,14 @@ def test_a_clean_run_builds_the_marts_and_records_every_step(warehouse, leadflow
     assert set(run["detail"]["steps"]) == {
         "validate_config",
         "raw_quality_gate",
+        "activity_state",
         "dbt_build",
         "marts_quality_gate",
     }
+    assert run["detail"]["steps"]["activity_state"]["mode"] == "full"  # no state before
+    with warehouse.connect() as connection:
+        snapshot = connection.execute(sa.text("select config_hash from ops.config_snapshot"))
+        assert snapshot.scalar_one() == run["detail"]["steps"]["validate_config"]["config_hash"]
     assert result.run_id and result.raw_gate.success and result.marts_gate.success
     described = result.describe()
     assert described.startswith(f"nightly run {result.run_id} for 2026-11-27: success")

@@ -110,23 +110,34 @@
 {%- endmacro %}
 
 
-{#- `condition` (a snapshot row) as a predicate on the row aliased `alias`: never NULL. -#}
-{% macro condition_predicate(alias, condition) -%}
+{#- `condition` (a snapshot row) as a predicate on the row aliased `alias`: never NULL, or,
+    with two_valued=false (inside CASE WHEN, where NULL already means "not met"), possibly
+    NULL where that is cheaper. -#}
+{% macro condition_predicate(alias, condition, two_valued=true) -%}
     {%- set field = condition['field'] -%}
     {%- set column = condition_column(alias, condition) -%}
     {%- set field_type = condition['field_type'] -%}
     {%- set op = condition['op'] -%}
     {%- set value = condition['value'] -%}
     {%- if field_type == 'text_array' -%}
-        {{- _array_predicate(column, op, value) -}}
+        {{- _array_predicate(column, op, value, two_valued) -}}
     {%- elif op == 'is_null' -%}
         ({{ column }} is null)
     {%- elif op == 'is_not_null' -%}
         ({{ column }} is not null)
     {%- elif field_type == 'timestamp' -%}
-        coalesce({{ _timestamp_comparison(column, op, value) }}, false)
+        {{- _never_null(_timestamp_comparison(column, op, value), two_valued) -}}
     {%- else -%}
-        coalesce({{ _scalar_comparison(column, field, field_type, op, value) }}, false)
+        {{- _never_null(_scalar_comparison(column, field, field_type, op, value), two_valued) -}}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{% macro _never_null(predicate, two_valued) -%}
+    {%- if two_valued -%}
+        coalesce({{ predicate }}, false)
+    {%- else -%}
+        ({{ predicate }})
     {%- endif -%}
 {%- endmacro %}
 
@@ -142,7 +153,9 @@
         {#- The pool compares e-mail addresses trimmed and lower-cased (SPEC §2.1). -#}
         {{- scoring_string(value.strip().lower() if field == 'email' else value) -}}
     {%- elif field_type in ('integer', 'numeric') -%}
-        cast({{ scoring_string(value) }} as numeric)
+        {#- A bare literal: 50 is an integer (no per-row cast of an integer column), 0.5 and
+            1e+20 are numeric, as the value written in the YAML. -#}
+        {{- scoring_numeric_literal(value) -}}
     {%- elif field_type == 'date' -%}
         {{- scoring_date(value) -}}
     {%- elif field_type == 'boolean' -%}
@@ -220,29 +233,40 @@
 {%- endmacro %}
 
 
-{% macro _array_predicate(column, op, value) -%}
+{% macro _array_predicate(column, op, value, two_valued) -%}
     {%- if op == 'is_null' -%}
         ({{ column }} is null or cardinality({{ column }}) = 0)
     {%- elif op == 'is_not_null' -%}
         ({{ column }} is not null and cardinality({{ column }}) > 0)
     {%- elif op == 'contains' -%}
-        coalesce({{ scoring_string(value) }} = any({{ column }}), false)
+        {{- _never_null(scoring_string(value) ~ ' = any(' ~ column ~ ')', two_valued) -}}
     {%- elif op in ('in', 'not_in') -%}
         {%- set items = [] -%}
         {%- for item in value -%}
             {%- do items.append(scoring_string(item)) -%}
         {%- endfor -%}
         {%- set overlaps = column ~ ' && cast(array[' ~ (items | join(', ')) ~ '] as text[])' -%}
-        coalesce({{ overlaps if op == 'in' else 'not (' ~ overlaps ~ ')' }}, false)
+        {{- _never_null(overlaps if op == 'in' else 'not (' ~ overlaps ~ ')', two_valued) -}}
     {%- else -%}
         {{- exceptions.raise_compiler_error("operator " ~ op ~ " does not apply to arrays") -}}
     {%- endif -%}
 {%- endmacro %}
 
 
-{#- A decimal of the snapshot (weights, points) as a numeric literal. -#}
+{#- A number of the snapshot as a bare SQL literal, refusing anything but a number. -#}
+{% macro scoring_numeric_literal(number) -%}
+    {%- set text = number | string -%}
+    {%- if not modules.re.match('^-?[0-9]+(\\.[0-9]+)?([eE][-+]?[0-9]+)?$', text) -%}
+        {{- exceptions.raise_compiler_error("not a number of the configuration: " ~ text) -}}
+    {%- endif -%}
+    {{- text -}}
+{%- endmacro %}
+
+
+{#- A decimal of the snapshot (weights, points; numeric as text) as a numeric literal. -#}
 {% macro scoring_number(text) -%}
-    cast({{ scoring_string(text) }} as numeric)
+    {%- set literal = scoring_numeric_literal(text) -%}
+    {{- literal if '.' in literal or 'e' in literal.lower() else literal ~ '.0' -}}
 {%- endmacro %}
 
 
@@ -265,7 +289,8 @@
         cast(0 as numeric)
     {%- else -%}
         {%- for condition in conditions %}
-            {{ '+ ' if not loop.first }}(case when {{ condition_predicate(alias, condition) }} then {{ scoring_number(condition[amount_key]) }} else 0 end)
+            {{ '+ ' if not loop.first }}(case when {{ condition_predicate(alias, condition, two_valued=false) }}
+                then {{ scoring_number(condition[amount_key]) }} else 0 end)
         {%- endfor -%}
     {%- endif -%}
 {%- endmacro %}

@@ -55,11 +55,18 @@ def test_next_maintenance_is_the_first_due_date_after_as_of():
     timeline = Timeline(dt.date(2026, 11, 27), 6)
     installed = days("2021-03-19", "2024-11-27", "2026-11-27", "2025-06-30")
     # 2021-03-19: due 2023, 2025 (passed), 2027. 2024-11-27: due exactly on as_of → next one.
-    assert as_dates(timeline.next_maintenance(installed)) == [
+    assert as_dates(timeline.next_maintenance(installed, 24)) == [
         "2027-03-19",
         "2028-11-27",
         "2028-11-27",
         "2027-06-30",
+    ]
+    # Every 36 months (HydroStat 3000): 2021-03-19 → 2024-03-19 (passed) → 2027-03-19.
+    assert as_dates(timeline.next_maintenance(installed, 36)) == [
+        "2027-03-19",
+        "2027-11-27",
+        "2029-11-27",
+        "2028-06-30",
     ]
 
 
@@ -76,6 +83,8 @@ def test_upsell_install_days():
     assert day("2021-03-19") in valid  # maintenance due 2027-03-19
     assert day("2023-11-01") in valid  # more than 3 years ago, due 2025-11-01 then 2027-11-01
     assert day("2022-03-19") not in valid  # next due 2028-03-19
+    # Due 2027-11-25: next calendar year, but not within a year (and its margin) of as_of.
+    assert day("2021-11-25") not in valid
     assert day("2023-11-25") not in valid  # less than 3 years (and the margin) ago
     assert day("2021-01-10") not in valid  # due 2027-01-10, but ordered before the history
 
@@ -102,6 +111,10 @@ def test_fair_editions_are_the_ones_held_by_as_of():
     assert (
         timeline.latest_occurrence("Global Industrie Paris").name == "Global Industrie Paris 2026"
     )
+    # EMO is in Hannover in odd years only.
+    assert timeline.latest_occurrence("EMO Hannover").name == "EMO Hannover 2025"
+    emo = [o.year for o in timeline.fair_occurrences if o.fair.name == "EMO Hannover"]
+    assert emo == [2021, 2023, 2025]
     # During the fair, its last edition is the one before.
     during = Timeline(dt.date(2026, 4, 23), 6)
     assert during.latest_occurrence("Hannover Messe").name == "Hannover Messe 2025"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import uuid
 from pathlib import Path
 
 import pytest
@@ -65,11 +66,20 @@ def second_warehouse(empty_database_url):
     engine.dispose()
 
 
-@pytest.fixture
-def generated(warehouse, tmp_path):
-    """The small company generated once into this test's database."""
-    summary = generate(warehouse, SMALL, out_dir=tmp_path)
-    return warehouse, summary
+@pytest.fixture(scope="module")
+def generated(server_url, template_url, tmp_path_factory):
+    """The small company, generated once for the read-only tests of this module."""
+    name = f"g_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"create database {name} template {template_url.database}")
+    engine = sa.create_engine(server_url.set(database=name))
+    summary = generate(engine, SMALL, out_dir=tmp_path_factory.mktemp("generated"))
+    yield engine, summary
+    engine.dispose()
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"drop database if exists {name} with (force)")
+    admin.dispose()
 
 
 # --- determinism ----------------------------------------------------------------------------------
@@ -279,9 +289,21 @@ def test_machine_opens_are_present_and_flagged(generated):
         """select count(*) from raw.events o where o.event_type = 'email_open' and o.is_machine
            and not exists (select 1 from raw.events d where d.event_type = 'email_delivered'
                and d.contact_id = o.contact_id and d.mailing_id = o.mailing_id
-               and o.occurred_at - d.occurred_at between interval '0' and interval '30 seconds')""",
+               and o.occurred_at - d.occurred_at between interval '0' and interval '10 seconds')""",
     )
     assert slow == 0
+    # People open later than the 10 seconds that company.yaml treats as a machine.
+    hasty = scalar(
+        engine,
+        """select count(*) from raw.events o where o.event_type = 'email_open' and not o.is_machine
+           and exists (select 1 from raw.events d where d.event_type = 'email_delivered'
+               and d.contact_id = o.contact_id and d.mailing_id = o.mailing_id
+               and o.occurred_at - d.occurred_at between interval '0' and interval '10 seconds')""",
+    )
+    assert hasty == 0
+    honeypot = "select count(*) from raw.events where link_tag = 'honeypot'"
+    assert scalar(engine, honeypot + " and is_machine") >= 1
+    assert scalar(engine, honeypot + " and not is_machine") == 0
 
 
 def test_clicks_carry_link_tags_and_come_after_an_open(generated):
@@ -303,7 +325,7 @@ def test_clicks_carry_link_tags_and_come_after_an_open(generated):
         scalar(
             engine,
             "select count(*) from raw.events where event_type = 'web_visit'"
-            " and url not like 'https://www.hydro-example.%'",
+            " and url not similar to 'https://(www|fr|it|es).steinhoff-hydraulik.example/%'",
         )
         == 0
     )

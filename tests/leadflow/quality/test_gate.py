@@ -184,7 +184,7 @@ def test_the_report_pages_show_the_latest_run_of_each_gate(clean_raw, tmp_path):
 def test_marts_gate_fails_when_the_mart_was_never_built(warehouse, tmp_path):
     result = run_gate("marts", warehouse, report_dir=tmp_path)
 
-    with pytest.raises(QualityGateFailed, match="marts.dim_contacts: expect_table_to_exist"):
+    with pytest.raises(QualityGateFailed, match=r"marts\.dim_contacts: expect_table_to_exist"):
         result.raise_if_failed()
     assert [o.describe() for o in result.failures] == [
         "marts.dim_contacts: expect_table_to_exist — table does not exist"
@@ -213,7 +213,8 @@ def test_marts_gate_checks_the_contacts_the_campaigns_send_to(warehouse, tmp_pat
     result = run_gate("marts", warehouse, report_dir=tmp_path)
 
     assert [o.describe() for o in result.failures] == [
-        "marts.dim_contacts: expect_column_values_to_be_in_set(customer_status) — 1 unexpected of 4",
+        "marts.dim_contacts: expect_column_values_to_be_in_set(customer_status)"
+        " — 1 unexpected of 4",
         "marts.dim_contacts: expect_column_values_to_not_be_null(tenant_code) — 1 unexpected of 4",
     ]
     assert [o.describe() for o in result.warnings] == [

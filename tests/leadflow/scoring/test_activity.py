@@ -165,7 +165,7 @@ def test_erasing_events_and_reflagging_machines_recompute(engine, config):
 def test_irrelevant_updates_are_not_logged(engine, config):
     add(engine, event("e1", "c1", "email_open", JUST_NOW))
     with engine.begin() as connection:
-        connection.execute(sa.text("update raw.events set properties = '{\"ip\": \"1\"}'"))
+        connection.execute(sa.text('update raw.events set properties = \'{"ip": "1"}\''))
     assert rows(engine, "select count(*) from ops.activity_changes") == [(0,)]
 
 
@@ -254,7 +254,9 @@ def test_url_patterns_match_like_the_compilers_visited(warehouse, tmp_path, patt
     scoring = SCORING.replace('"/produkte/*"', f'"{pattern}"')
     config = config_with(tmp_path, scoring=scoring)
     snapshot_config(warehouse, config)
-    add(warehouse, *(event(f"e{i}", "c1", "web_visit", JUST_NOW, url=u) for i, u in enumerate(URLS)))
+    add(
+        warehouse, *(event(f"e{i}", "c1", "web_visit", JUST_NOW, url=u) for i, u in enumerate(URLS))
+    )
     matched = {
         url
         for (url,) in rows(
@@ -267,6 +269,8 @@ def test_url_patterns_match_like_the_compilers_visited(warehouse, tmp_path, patt
         by_compiler = {
             url
             for url in URLS
-            if connection.execute(sa.select(compiler_url_matches(sa.literal(url), pattern))).scalar()
+            if connection.execute(
+                sa.select(compiler_url_matches(sa.literal(url), pattern))
+            ).scalar()
         }
     assert matched == by_compiler == {url for url in URLS if url_matches(url, pattern)}

@@ -42,14 +42,15 @@ activity_rules:
   - {id: unsubscribe, event_type: unsubscribe, points: -30}
 """
 CONTACTS = ["c0", "c1", "c2", None]
+EVENT_TYPES = [
+    "email_open", "email_click", "download", "web_visit", "form_submit", "unsubscribe",
+    "email_sent", "purchase",
+]  # fmt: skip
 
 new_events = st.fixed_dictionaries(
     {
         "contact_id": st.sampled_from(CONTACTS),
-        "event_type": st.sampled_from(
-            ["email_open", "email_click", "download", "web_visit", "form_submit",
-             "unsubscribe", "email_sent", "purchase"]
-        ),  # fmt: skip
+        "event_type": st.sampled_from(EVENT_TYPES),
         "link_tag": st.sampled_from([None, "pricing", "other"]),
         "asset_id": st.sampled_from([None, "ebook_antriebslosigkeit", "datasheet_hs3000"]),
         "mailing_id": st.sampled_from([None, "m-1", "m-2"]),
@@ -176,7 +177,9 @@ def test_incremental_updates_equal_a_full_rebuild(warehouse, config, nights):
         with warehouse.begin() as connection:
             rows = []
             for drawn in arrivals:
-                moment = _cutoff(as_of) + dt.timedelta(days=drawn["day"] - 1, seconds=drawn["second"])
+                moment = _cutoff(as_of) + dt.timedelta(
+                    days=drawn["day"] - 1, seconds=drawn["second"]
+                )
                 fields = {k: v for k, v in drawn.items() if k not in ("day", "second")}
                 contact_id, event_type = fields.pop("contact_id"), fields.pop("event_type")
                 rows.append(event(next(ids), contact_id, event_type, moment, **fields))

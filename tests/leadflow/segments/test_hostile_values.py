@@ -98,7 +98,7 @@ def _conditions(value: str) -> list[dict]:
 
 @pytest.mark.parametrize("index", range(len(HOSTILE)))
 def test_hostile_values_match_exactly_themselves(hostile, index):
-    db, names = hostile
+    db, _names = hostile
     value = HOSTILE[index]
     for condition in _conditions(value):
         assert members(db, condition, D) == {f"h{index}"}, condition

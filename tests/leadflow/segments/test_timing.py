@@ -47,7 +47,7 @@ def test_days_and_weeks_start_exactly_n_before_the_cutoff():
     "bad", [{"contacts": "marts.dim_contacts; drop"}, {"events": "a.b.c"}, {"contacts": ""}]
 )
 def test_relation_names_must_be_plain_identifiers(bad):
-    with pytest.raises(ValueError, match="must be 'schema.table' or 'table'"):
+    with pytest.raises(ValueError, match=r"must be 'schema\.table' or 'table'"):
         Relations(**bad)
 
 

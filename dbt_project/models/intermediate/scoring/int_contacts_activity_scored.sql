@@ -1,7 +1,6 @@
 {{
     config(
         materialized='table',
-        post_hook='analyze {{ this }}',
         indexes=[{'columns': ['contact_id'], 'unique': True}],
     )
 }}
@@ -60,10 +59,8 @@ from_events as (
 
     select
         points.contact_id,
-        coalesce(
-            sum(points.points * {{ activity_decay('points.occurred_at', 'settings.half_life_days') }}),
-            0
-        ) as activity_points,
+        {%- set decay = activity_decay('points.occurred_at', 'settings.half_life_days') %}
+        coalesce(sum(points.points * {{ decay }}), 0) as activity_points,
         max(points.occurred_at) filter (where points.is_activity) as last_activity_at
     from {{ source('ops', 'activity_event_points') }} as points
     cross join settings

@@ -1,7 +1,6 @@
 {{
     config(
         materialized='table',
-        post_hook='analyze {{ this }}',
         indexes=[{'columns': ['contact_id'], 'unique': True}],
     )
 }}

@@ -47,7 +47,7 @@ retention_factor as (
     select
         settings.clv_retention as retention,
         settings.clv_horizon_years as horizon_years,
-        coalesce(sum(power(settings.clv_retention, year_number)), 0) as factor
+        coalesce(sum(power(settings.clv_retention, years.year_number)), 0) as factor
     from settings
     cross join lateral generate_series(1, settings.clv_horizon_years) as years (year_number)
     group by settings.clv_retention, settings.clv_horizon_years

@@ -1,4 +1,4 @@
-{{ config(materialized='table', post_hook='analyze {{ this }}') }}
+{{ config(materialized='table') }}
 
 -- Every contact × every persona of the configuration snapshot (SPEC §2.3):
 -- match_pct = 100 × Σ weight of the criteria met / Σ weight of all criteria, rounded to 2
@@ -26,33 +26,34 @@ personas as (
 
 ),
 
+-- Per contact, the weight met of every persona (one column expression each), unpivoted into
+-- a row per persona by zipping two arrays; a single pass with no join.
 met as (
 
     {%- if personas %}
 
-    select
-        contact.contact_id,
-        met.persona_id,
-        met.met_weight
-    from {{ ref('int_contacts_enriched') }} as contact
-    cross join lateral (
-        values
-        {%- for persona_id, criteria in personas.items() %}
-            (
-                {{ scoring_string(persona_id) }},
-                {{ sum_of_met('contact', criteria, 'weight') }}
-            ){{ ',' if not loop.last }}
-        {%- endfor %}
-    ) as met (persona_id, met_weight)
+        select
+            contact.contact_id,
+            unnest(array[
+                {%- for persona_id in personas %}
+                {{ scoring_string(persona_id) }}{{ ',' if not loop.last }}
+                {%- endfor %}
+            ]) as persona_id,
+            unnest(array[
+                {%- for persona_id, criteria in personas.items() %}
+                {{ sum_of_met('contact', criteria, 'weight') }}{{ ',' if not loop.last }}
+                {%- endfor %}
+            ]) as met_weight
+        from {{ ref('int_contacts_enriched') }} as contact
 
     {%- else %}
 
-    -- no personas in the snapshot
-    select
-        cast(null as text) as contact_id,
-        cast(null as text) as persona_id,
-        cast(null as numeric) as met_weight
-    where false
+        -- no personas in the snapshot
+        select
+            cast(null as text) as contact_id,
+            cast(null as text) as persona_id,
+            cast(null as numeric) as met_weight
+        where false
 
     {%- endif %}
 

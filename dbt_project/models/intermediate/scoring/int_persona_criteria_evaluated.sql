@@ -12,43 +12,43 @@ with
 
 {%- if criteria %}
 
-evaluated as (
+    evaluated as (
 
-    select
-        contact.contact_id,
-        criterion.persona_id,
-        criterion.criterion_position,
-        criterion.is_met,
-        criterion.field_value
-    from {{ ref('int_contacts_enriched') }} as contact
-    cross join lateral (
-        values
-        {%- for criterion in criteria %}
-            (
-                {{ scoring_string(criterion['persona_id']) }},
-                {{ criterion['position'] }},
-                {{ condition_predicate('contact', criterion) }},
-                {{ condition_field_text('contact', criterion) }}
-            ){{ ',' if not loop.last }}
-        {%- endfor %}
-    ) as criterion (persona_id, criterion_position, is_met, field_value)
+        select
+            contact.contact_id,
+            criterion.persona_id,
+            criterion.criterion_position,
+            criterion.is_met,
+            criterion.field_value
+        from {{ ref('int_contacts_enriched') }} as contact
+        cross join lateral (
+            values
+            {%- for criterion in criteria %}
+                (
+                    {{ scoring_string(criterion['persona_id']) }},
+                    {{ criterion['position'] }},
+                    {{ condition_predicate('contact', criterion) }},
+                    {{ condition_field_text('contact', criterion) }}
+                ){{ ',' if not loop.last }}
+            {%- endfor %}
+        ) as criterion (persona_id, criterion_position, is_met, field_value)
 
-)
+    )
 
 {%- else %}
 
-evaluated as (
+    evaluated as (
 
-    -- no personas in the snapshot
-    select
-        cast(null as text) as contact_id,
-        cast(null as text) as persona_id,
-        cast(null as integer) as criterion_position,
-        cast(null as boolean) as is_met,
-        cast(null as text) as field_value
-    where false
+        -- no personas in the snapshot
+        select
+            cast(null as text) as contact_id,
+            cast(null as text) as persona_id,
+            cast(null as integer) as criterion_position,
+            cast(null as boolean) as is_met,
+            cast(null as text) as field_value
+        where false
 
-)
+    )
 
 {%- endif %}
 

@@ -10,8 +10,8 @@ snapshot as (
 
     select
         true as from_snapshot,
-        snapshot.config_hash,
-        snapshot.activity_hash,
+        config_snapshot.config_hash,
+        config_snapshot.activity_hash,
         scoring.persona_threshold,
         scoring.activity_half_life_days,
         scoring.grade_a,
@@ -25,7 +25,7 @@ snapshot as (
         scoring.clv_horizon_years,
         scoring.new_customer_days
     from {{ source('ops', 'config_scoring') }} as scoring
-    cross join {{ source('ops', 'config_snapshot') }} as snapshot
+    cross join {{ source('ops', 'config_snapshot') }} as config_snapshot
 
 ),
 
@@ -45,7 +45,8 @@ defaults as (
         cast('{{ defaults.band_1 }}' as numeric) as band_1,
         cast('{{ defaults.band_2 }}' as numeric) as band_2,
         cast('{{ defaults.band_3 }}' as numeric) as band_3,
-        cast(array['{{ defaults.mql_cells | join("', '") }}'] as text []) as mql_cells,
+        {%- set mql_cells = "'" ~ (defaults.mql_cells | join("', '")) ~ "'" %}
+        cast(array[{{ mql_cells }}] as text[]) as mql_cells,
         cast('{{ defaults.clv_retention }}' as numeric) as clv_retention,
         cast('{{ defaults.clv_horizon_years }}' as integer) as clv_horizon_years,
         cast('{{ var("new_customer_days") }}' as integer) as new_customer_days
@@ -63,4 +64,5 @@ final as (
 
 -- One row (the snapshot tables hold one each); `limit 1` also tells the planner so.
 select * from final
+order by from_snapshot desc
 limit 1

@@ -1,5 +1,3 @@
-{{ config(post_hook='analyze {{ this }}') }}
-
 -- Customer lifetime value per contact (SPEC §2.13, §3.2) for the run's date D: every contact
 -- with at least one won order before the cut-off. clv = historic_revenue + predicted_revenue,
 -- predicted_revenue = annual_run_rate × Σ_{y=1..H} r^y. Sum by account_id for account CLV.
@@ -32,7 +30,7 @@ final as (
         lifetime_value.annual_run_rate,
         lifetime_value.predicted_revenue,
         lifetime_value.clv,
-        cast(lifetime_value.retention as numeric) as retention,
+        cast(lifetime_value.retention as numeric(7, 6)) as retention,
         cast(lifetime_value.horizon_years as integer) as horizon_years,
         {{ as_of() }} as as_of
     from lifetime_value

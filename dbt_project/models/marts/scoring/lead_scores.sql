@@ -1,10 +1,15 @@
-{{ config(post_hook='analyze {{ this }}') }}
-
--- One row per contact (SPEC §2.4, §3.2): profile score and grade, activity score and band,
--- matrix cell and MQL flag for the run's date D.
--- Scores are rounded to 2 decimals first; grade and band come from the rounded scores.
--- An MQL is a lead-stage contact (no won order up to D and no CRM stage beyond lead: the CRM
+-- One row per contact (SPEC §2.3, §2.4, §3.2) for the run's date D:
+-- best_persona: the matching persona with the highest match_pct, ties to the persona listed
+-- first, NULL when none matches;
+-- profile_score = clamp(Σ points of the profile rules met, 0, 100) (rules may name
+-- best_persona; read from ops.config_profile_rules when the model runs);
+-- activity_score = clamp(activity points, 0, 100) (int_contacts_activity_scored);
+-- both rounded to 2 decimals first, grade and band come from the rounded scores;
+-- an MQL is a lead-stage contact (no won order up to D and no CRM stage beyond lead: the CRM
 -- has none, `lead`, or the `mql` leadflow pushed) whose cell is one of the MQL cells.
+-- depends_on: {{ source('ops', 'config_profile_rules') }}
+
+{%- set rules = profile_rules() %}
 
 with
 
@@ -22,24 +27,24 @@ settings as (
 
 ),
 
-contacts as (
+best_persona as (
 
-    select
+    select distinct on (contact_id)
         contact_id,
-        tenant_code,
-        lifecycle_stage,
-        order_count
-    from {{ ref('int_contacts_enriched') }}
+        persona_id as best_persona
+    from {{ ref('int_contacts_persona_matched') }}
+    where is_match
+    order by contact_id asc, match_pct desc, persona_position asc
 
 ),
 
-profile as (
+contact as (
 
     select
-        contact_id,
-        best_persona,
-        profile_score
-    from {{ ref('int_contacts_profile_scored') }}
+        enriched.*,
+        best_persona.best_persona
+    from {{ ref('int_contacts_enriched') }} as enriched
+    left join best_persona on enriched.contact_id = best_persona.contact_id
 
 ),
 
@@ -55,19 +60,19 @@ activity as (
 scored as (
 
     select
-        contacts.contact_id,
-        contacts.tenant_code,
-        profile.best_persona,
-        profile.profile_score,
+        contact.contact_id,
+        contact.tenant_code,
+        contact.best_persona,
+        round(least(greatest({{ sum_of_met('contact', rules, 'points') }}, 0), 100), 2)
+            as profile_score,
         -- clamp in double precision, then round the decimal
         round(
             cast(least(greatest(coalesce(activity.activity_points, 0), 0), 100) as numeric), 2
         ) as activity_score,
-        contacts.lifecycle_stage = 'lead' and contacts.order_count = 0 as is_lead_stage,
-        contacts.lifecycle_stage as stage_before_scoring
-    from contacts
-    inner join profile on contacts.contact_id = profile.contact_id
-    left join activity on contacts.contact_id = activity.contact_id
+        contact.lifecycle_stage = 'lead' and contact.order_count = 0 as is_lead_stage,
+        contact.lifecycle_stage as stage_before_scoring
+    from contact
+    left join activity on contact.contact_id = activity.contact_id
 
 ),
 
@@ -93,6 +98,15 @@ graded as (
 
 ),
 
+celled as (
+
+    select
+        graded.*,
+        graded.grade || graded.band as matrix_cell
+    from graded
+
+),
+
 final as (
 
     select
@@ -103,14 +117,14 @@ final as (
         grade,
         cast(activity_score as numeric(5, 2)) as activity_score,
         band,
-        grade || band as matrix_cell,
-        is_lead_stage and (grade || band) = any(mql_cells) as is_mql,
+        matrix_cell,
+        is_lead_stage and matrix_cell = any(mql_cells) as is_mql,
         case
-            when is_lead_stage and (grade || band) = any(mql_cells) then 'mql'
+            when is_lead_stage and matrix_cell = any(mql_cells) then 'mql'
             else stage_before_scoring
         end as lifecycle_stage,
         {{ as_of() }} as as_of
-    from graded
+    from celled
 
 )
 

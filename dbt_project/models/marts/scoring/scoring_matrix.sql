@@ -1,5 +1,3 @@
-{{ config(post_hook='analyze {{ this }}') }}
-
 -- The scoring matrix (SPEC §2.4, §3.2): contacts per tenant and matrix cell, all 16 cells
 -- (A1 … D4) for every tenant of the configuration (and any other tenant a contact belongs
 -- to), empty cells included with 0.

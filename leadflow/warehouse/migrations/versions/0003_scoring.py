@@ -110,7 +110,8 @@ create table ops.config_activity_rules (
     url_is_path     boolean,
     points          double precision not null,
     description     text,
-    check ((url_pattern is null) = (url_like is null) and (url_like is null) = (url_is_path is null))
+    check ((url_pattern is null) = (url_like is null)),
+    check ((url_like is null) = (url_is_path is null))
 );
 """
 
@@ -212,38 +213,49 @@ select
     rule.points
 from (
     select
-        events.*,
+        events.event_id,
+        events.event_seq,
+        events.contact_id,
+        events.event_type,
+        events.occurred_at,
+        events.link_tag,
+        events.asset_id,
+        events.mailing_id,
+        events.url,
         events.event_type in (
             'email_open', 'email_click', 'download', 'form_submit', 'web_visit', 'fair_visit',
             'purchase'
-        ) as is_activity
+        ) as is_activity,
+        -- what a URL pattern starting with '/' matches: the URL after scheme://host
+        coalesce(
+            nullif(regexp_replace(events.url, '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*', ''), ''),
+            '/'
+        ) as url_path
     from raw.events as events
-    where not events.is_machine and events.contact_id is not null
+    where
+        not events.is_machine
+        and events.contact_id is not null
+        -- sent/delivered/bounced mails count for nothing unless a rule scores them
+        and (
+            events.event_type in (
+                'email_open', 'email_click', 'download', 'form_submit', 'web_visit',
+                'fair_visit', 'purchase'
+            )
+            or events.event_type in (select rules.event_type from ops.config_activity_rules as rules)
+        )
 ) as event
 left join ops.config_activity_rules as rule
     on rule.event_type = event.event_type
     and (rule.link_tag is null or event.link_tag = rule.link_tag)
     and (rule.asset_id is null or event.asset_id = rule.asset_id)
     and (rule.mailing_id is null or event.mailing_id = rule.mailing_id)
+    -- url_like escapes with '\', LIKE's default escape character
     and (
         rule.url_like is null
         or (
             event.url is not null
-            and (
-                case
-                    when rule.url_is_path
-                        then coalesce(
-                            nullif(
-                                regexp_replace(
-                                    event.url, '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*', ''
-                                ),
-                                ''
-                            ),
-                            '/'
-                        )
-                    else event.url
-                end
-            ) like rule.url_like escape '\'
+            and (case when rule.url_is_path then event.url_path else event.url end)
+            like rule.url_like
         )
     )
 where rule.rule_id is not null or event.is_activity;
@@ -256,20 +268,18 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("drop view ops.activity_event_points")
+    # CASCADE: the dbt views reading these (staging/intermediate/marts) go with them; the
+    # next dbt build recreates what still applies.
+    op.execute("drop view ops.activity_event_points cascade")
     op.execute("drop trigger events_truncate_drops_activity_state on raw.events")
     op.execute("drop trigger events_log_deletes_for_activity on raw.events")
     op.execute("drop trigger events_log_updates_for_activity on raw.events")
     op.execute(
-        "drop function ops.drop_activity_state(), ops.log_event_deletes(), "
-        "ops.log_event_updates()"
+        "drop function ops.drop_activity_state(), ops.log_event_deletes(), ops.log_event_updates()"
     )
     op.execute(
         "drop table ops.activity_changes, ops.activity_pending, ops.activity_totals, "
-        "ops.activity_state"
-    )
-    op.execute(
-        "drop table ops.config_activity_rules, ops.config_profile_rules, "
+        "ops.activity_state, ops.config_activity_rules, ops.config_profile_rules, "
         "ops.config_persona_criteria, ops.config_personas, ops.config_tenants, "
-        "ops.config_scoring, ops.config_snapshot"
+        "ops.config_scoring, ops.config_snapshot cascade"
     )
