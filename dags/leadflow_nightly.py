@@ -13,9 +13,18 @@ logical date (the start of its data interval, i.e. yesterday). Runs without a lo
    (also under Browse → Quality gates).
 3. **update_activity_state** brings the incremental activity scores up to the cut-off.
 4. **dbt** builds every model and runs its tests (Cosmos, one `dbt build` per model, with
-   `--vars {as_of: ...}`), rendered from `dbt_project/target/manifest.json`.
-5. **marts_quality_gate** validates the marts the campaigns send from.
-6. **publish** marks the run successful and updates the Asset `leadflow://marts/nightly`,
+   `--vars {as_of: ...}`), rendered from `dbt_project/target/manifest.json`, except
+   `segment_members` and what depends on it.
+5. **materialize_segments** writes every segment of `segments.yaml` for `as_of` into
+   `ops.segment_members` (the filter compiler, on the marts just built; one transaction).
+6. **dbt_segments** builds `marts.segment_members` (and anything built on it).
+7. **marts_quality_gate** validates the marts the campaigns send from.
+8. **route_mqls** routes MQLs without an owner to a sales team (first matching rule of
+   `routing.yaml`, round-robin within the team), records them in `ops.lead_assignments` and
+   the CRM outbox, and mails each new owner one notification (SMTP server from
+   `LEADFLOW_SMTP_HOST`/`LEADFLOW_SMTP_PORT`). Re-running routes nobody twice; a retry after
+   a mail failure only sends the pending notifications.
+9. **publish** marks the run successful and updates the Asset `leadflow://marts/nightly`,
    which the campaign DAGs are scheduled on.
 
 `leadflow build --as-of DATE` runs the same steps from the command line.
@@ -42,6 +51,7 @@ from leadflow_airflow.runs import (
 
 from leadflow import paths
 from leadflow.assets import NIGHTLY_MARTS_URI
+from leadflow.nightly import SEGMENT_MARTS
 from leadflow.transform.dbt import target_dir
 
 NIGHTLY_MARTS = Asset(NIGHTLY_MARTS_URI)
@@ -101,11 +111,33 @@ def leadflow_nightly():
             print(update_activity(_engine(), paths.config_dir(), day, nightly_run_id))
 
     @task
+    def materialize_segments(nightly_run_id: int, as_of: str) -> None:
+        from leadflow.nightly import describe_segments, materialize
+
+        with fail_fast_on_user_errors():
+            day = dt.date.fromisoformat(as_of)
+            print(
+                describe_segments(materialize(_engine(), paths.config_dir(), day, nightly_run_id))
+            )
+
+    @task
     def marts_quality_gate(nightly_run_id: int) -> None:
         from leadflow.nightly import check_marts
 
         with fail_fast_on_user_errors():
             print(check_marts(_engine(), nightly_run_id).describe())
+
+    @task
+    def route_mqls(nightly_run_id: int, as_of: str) -> None:
+        from leadflow.nightly import notify_owners, route_mqls
+
+        with fail_fast_on_user_errors():
+            day = dt.date.fromisoformat(as_of)
+            report = route_mqls(_engine(), paths.config_dir(), day, nightly_run_id, notify=False)
+        print(report.describe())
+        # Outside fail_fast: an unreachable mail server is worth retrying. The routing is
+        # committed, so a retry routes nobody again and only sends what is still pending.
+        print(notify_owners(_engine(), paths.config_dir(), nightly_run_id))
 
     @task(outlets=[NIGHTLY_MARTS])
     def publish(nightly_run_id: int) -> None:
@@ -114,8 +146,39 @@ def leadflow_nightly():
         finish_run(_engine(), nightly_run_id, "success")
 
     run = validate_config()
-    dbt = DbtTaskGroup(
-        group_id="dbt",
+    # Segments compare what the first group derives (scores, personas ...), so the segment
+    # marts are a second group, after the segments are materialised.
+    dbt = dbt_task_group("dbt", RenderConfig(exclude=[SEGMENT_MARTS], **RENDER))
+    dbt_segments = dbt_task_group("dbt_segments", RenderConfig(select=[SEGMENT_MARTS], **RENDER))
+    (
+        raw_quality_gate(run[RUN_ID_KEY])
+        >> update_activity_state(run[RUN_ID_KEY], run["as_of"])
+        >> dbt
+        >> materialize_segments(run[RUN_ID_KEY], run["as_of"])
+        >> dbt_segments
+        >> marts_quality_gate(run[RUN_ID_KEY])
+        >> route_mqls(run[RUN_ID_KEY], run["as_of"])
+        >> publish(run[RUN_ID_KEY])
+    )
+
+
+RENDER = {
+    "load_method": LoadMode.DBT_MANIFEST,
+    # One task per model running the model and its tests: half the tasks of after_each,
+    # and a failing test still stops everything downstream.
+    "test_behavior": TestBehavior.BUILD,
+    # A test spanning two models (relationships) runs once both are built, as its own
+    # task: inside one model's `dbt build` the other model may not exist yet.
+    "should_detach_multiple_parents_tests": True,
+    # The one Asset this DAG publishes is NIGHTLY_MARTS, once everything passed.
+    "emit_datasets": False,
+}
+
+
+def dbt_task_group(group_id: str, render_config: RenderConfig) -> DbtTaskGroup:
+    """The dbt models `render_config` selects, one Cosmos task per model, for the run's as_of."""
+    return DbtTaskGroup(
+        group_id=group_id,
         project_config=ProjectConfig(
             dbt_project_path=paths.dbt_project_dir(),
             manifest_path=MANIFEST,
@@ -128,25 +191,8 @@ def leadflow_nightly():
             profile_mapping=warehouse_profile_mapping(),
         ),
         execution_config=ExecutionConfig(dbt_executable_path=Path(sys.executable).parent / "dbt"),
-        render_config=RenderConfig(
-            load_method=LoadMode.DBT_MANIFEST,
-            # One task per model running the model and its tests: half the tasks of
-            # after_each, and a failing test still stops everything downstream.
-            test_behavior=TestBehavior.BUILD,
-            # A test spanning two models (relationships) runs once both are built, as its
-            # own task: inside one model's `dbt build` the other model may not exist yet.
-            should_detach_multiple_parents_tests=True,
-            # The one Asset this DAG publishes is NIGHTLY_MARTS, once everything passed.
-            emit_datasets=False,
-        ),
+        render_config=render_config,
         operator_args={"vars": {"as_of": AS_OF_TEMPLATE}},
-    )
-    (
-        raw_quality_gate(run[RUN_ID_KEY])
-        >> update_activity_state(run[RUN_ID_KEY], run["as_of"])
-        >> dbt
-        >> marts_quality_gate(run[RUN_ID_KEY])
-        >> publish(run[RUN_ID_KEY])
     )
 
 

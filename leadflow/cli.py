@@ -304,6 +304,168 @@ def matrix_export(
     console.print(f"{count:,} contacts of cell {cell.strip().upper()}{where} written to {file}")
 
 
+# --- segments ---------------------------------------------------------------------------
+
+segment_app = typer.Typer(no_args_is_help=True, help="Segments: named filters over the pool.")
+app.add_typer(segment_app, name="segment")
+
+AsOfOption = Annotated[
+    dt.datetime | None,
+    typer.Option(
+        formats=["%Y-%m-%d"],
+        help="The run date relative dates resolve against (default: the marts' date).",
+    ),
+]
+
+
+@segment_app.command("preview")
+def segment_preview(
+    name: Annotated[str, typer.Argument(help="The segment's name (segments.yaml).")],
+    as_of: AsOfOption = None,
+    limit: Annotated[int, typer.Option(min=0, help="Sample size.")] = 10,
+    config: ConfigOption = None,
+) -> None:
+    """How many contacts a segment selects, the first few of them, and its SQL."""
+    from leadflow.config import load_config
+    from leadflow.segments.materialize import marts_as_of
+    from leadflow.segments.preview import preview
+
+    try:
+        loaded = load_config(_config_dir(config))
+        engine = _engine()
+        built_for = marts_as_of(engine)
+        day = as_of.date() if as_of else built_for or _yesterday()
+        found = preview(engine, name, day, loaded, limit)
+    except LeadflowError as error:
+        raise _fail(error) from None
+    console.print(
+        f"segment [bold]{escape(name)}[/] as of {day}: [bold]{found.count:,}[/] contacts",
+        highlight=False,
+    )
+    if built_for is not None and built_for != day:
+        console.print(
+            f"note: marts.dim_contacts was built for {built_for}; its fields (status, scores)"
+            f" are that day's, relative dates resolve against {day}",
+            style="yellow",
+            highlight=False,
+        )
+    sample = Table(title=f"first {len(found.sample)} by contact_id")
+    for column in ("contact_id", "email", "country", "customer_status"):
+        sample.add_column(column)
+    for contact in found.sample:
+        sample.add_row(*(escape(str(value)) if value is not None else "" for value in contact))
+    console.print(sample)
+    console.print("SQL (placeholders as the driver receives them):", style="bold")
+    console.print(found.sql, markup=False, highlight=False, soft_wrap=True)
+    console.print("parameters:", style="bold")
+    for parameter, value in found.parameters.items():
+        console.print(f"  {parameter} = {value!r}", markup=False, highlight=False, soft_wrap=True)
+
+
+@segment_app.command("list")
+def segment_list(config: ConfigOption = None) -> None:
+    """Every segment with its description and members at the last materialisation."""
+    from leadflow.config import load_config
+    from leadflow.segments.materialize import segment_sizes
+
+    try:
+        sizes = segment_sizes(_engine(), load_config(_config_dir(config)))
+    except LeadflowError as error:
+        raise _fail(error) from None
+    table = Table(title="segments")
+    table.add_column("segment")
+    table.add_column("description")
+    table.add_column("tenant")
+    table.add_column("members", justify="right")
+    table.add_column("as of")
+    for size in sizes:
+        members = f"{size.members:,}" if size.members is not None else "never built"
+        table.add_row(
+            escape(size.name),
+            escape(size.description),
+            size.tenant or "all",
+            members,
+            str(size.as_of or ""),
+        )
+    console.print(table)
+
+
+def _yesterday() -> dt.date:
+    return dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+
+
+# --- routing ----------------------------------------------------------------------------
+
+
+@app.command("route")
+def route(
+    as_of: Annotated[
+        dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="The run date the marts are for.")
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show who would be routed; write and send nothing.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Route MQLs without an owner to sales teams round-robin and mail the new owners."""
+    from leadflow.config import load_config
+    from leadflow.routing import route as route_leads
+
+    try:
+        report = route_leads(
+            _engine(), load_config(_config_dir(config)), as_of.date(), dry_run=dry_run
+        )
+    except LeadflowError as error:
+        raise _fail(error) from None
+    if dry_run and report.routing.assignments:
+        planned = Table(title=f"would route (as of {as_of.date()})")
+        for column in ("contact_id", "team", "owner", "rule"):
+            planned.add_column(column)
+        for assignment in report.routing.assignments:
+            planned.add_row(
+                escape(assignment.contact_id),
+                assignment.team_id,
+                escape(assignment.owner_name),
+                assignment.rule_id,
+            )
+        console.print(planned)
+    console.print(report.describe(), markup=False, highlight=False, soft_wrap=True)
+
+
+# --- development SMTP sink --------------------------------------------------------------
+
+
+@app.command("smtp-sink")
+def smtp_sink(
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Where to store the .eml files (default .leadflow/demo/mail)."),
+    ] = None,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1.")] = 8025,
+) -> None:
+    """Run a local SMTP server that stores every message it receives as an .eml file."""
+    import threading
+
+    from leadflow.messaging.smtp_sink import SmtpSink
+
+    try:
+        sink = SmtpSink(directory, port=port).start()
+    except OSError as error:
+        raise _fail(LeadflowError(f"cannot listen on 127.0.0.1:{port}: {error}")) from None
+    console.print(
+        f"SMTP sink listening on {sink.host}:{sink.port}, storing mail in {sink.directory}"
+        " (Ctrl-C stops it)",
+        highlight=False,
+    )
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sink.stop()
+        console.print(f"stopped; {len(sink.received())} message(s) received")
+
+
 # --- helpers ----------------------------------------------------------------------------
 
 

@@ -1,11 +1,16 @@
-"""The nightly run: configuration → raw quality gate → activity state → dbt build → marts gate.
+"""The nightly run: config → raw gate → activity → dbt → segments → marts gate → routing.
 
 1. The configuration is validated and written to the `ops.config_*` snapshot dbt reads.
 2. The raw quality gate validates the landed data.
 3. The incremental activity state is brought up to the run's cut-off
    (`leadflow.scoring.update_activity_state`), so the scoring models can use it.
-4. dbt builds (runs and tests) every model for `as_of`.
-5. The marts quality gate validates what the campaigns send from.
+4. dbt builds (runs and tests) every model for `as_of` except marts.segment_members and what
+   depends on it (`--exclude segment_members+`).
+5. Every configured segment is materialised into ops.segment_members with the one filter
+   compiler (`leadflow.segments.materialize`): segments may compare what step 4 derived.
+6. dbt builds marts.segment_members and what depends on it (`--select segment_members+`).
+7. The marts quality gate validates what the campaigns send from.
+8. MQLs without an owner are routed and their owners notified (`leadflow.routing`).
 
 `leadflow build --as-of D` runs it in one process through `run_nightly`; the
 `leadflow_nightly` DAG runs the same step functions one task each (dbt through Cosmos, one
@@ -21,7 +26,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -29,7 +34,12 @@ from sqlalchemy.engine import Engine
 from leadflow.errors import LeadflowError
 from leadflow.quality import GateResult, run_gate
 
+if TYPE_CHECKING:
+    from leadflow.routing import RoutingReport
+
 KIND = "nightly"
+# marts.segment_members and everything built on it come after the segments are materialised.
+SEGMENT_MARTS = "segment_members+"
 RunStatus = Literal["success", "failed"]
 
 
@@ -41,6 +51,8 @@ class NightlyResult:
     activity: str
     raw_gate: GateResult
     marts_gate: GateResult
+    segments: dict[str, int]
+    routing: RoutingReport
     seconds: float
 
     def describe(self) -> str:
@@ -52,9 +64,16 @@ class NightlyResult:
                 self.raw_gate.describe(),
                 self.activity,
                 "dbt build: ok",
+                describe_segments(self.segments),
                 self.marts_gate.describe(),
+                self.routing.describe(),
             ]
         )
+
+
+def describe_segments(counts: dict[str, int]) -> str:
+    sizes = ", ".join(f"{name} {members:,}" for name, members in counts.items())
+    return f"segments: {len(counts)} materialised ({sizes})"
 
 
 # --- the run's date ---------------------------------------------------------------------
@@ -219,10 +238,87 @@ def gate_summary(result: GateResult) -> dict[str, Any]:
 
 
 def build_marts(as_of: dt.date) -> None:
-    """dbt build (models and their tests) for `as_of`."""
+    """dbt build (models and their tests) for `as_of`, up to the segment marts."""
+    from leadflow.transform.dbt import run_dbt
+
+    run_dbt(["build", "--exclude", SEGMENT_MARTS], as_of=as_of)
+
+
+def materialize(
+    engine: Engine, config_dir: Path, as_of: dt.date, run_id: int | None = None
+) -> dict[str, int]:
+    """Write every configured segment's members for `as_of` to ops; members per segment."""
+    from leadflow.config import load_config
+    from leadflow.segments.materialize import materialize_segments
+
+    started = time.monotonic()
+    counts = materialize_segments(engine, load_config(config_dir), as_of)
+    if run_id is not None:
+        record_step(
+            engine,
+            run_id,
+            "segments",
+            {"members": counts, "seconds": round(time.monotonic() - started, 3)},
+        )
+    return counts
+
+
+def build_segment_marts(as_of: dt.date) -> None:
+    """dbt build of marts.segment_members (and what depends on it) for `as_of`."""
     from leadflow.transform.dbt import build
 
-    build(as_of)
+    build(as_of, select=SEGMENT_MARTS)
+
+
+def route_mqls(
+    engine: Engine,
+    config_dir: Path,
+    as_of: dt.date,
+    run_id: int | None = None,
+    *,
+    notify: bool = True,
+) -> RoutingReport:
+    """Route the MQLs waiting for an owner; with `notify`, mail the owners too.
+
+    A retried step routes nobody again; its empty result does not replace the recorded
+    outcome of the attempt that routed.
+    """
+    from leadflow.config import load_config
+    from leadflow.routing import RoutingReport, route, route_leads
+
+    config = load_config(config_dir)
+    if notify:
+        report = route(engine, config, as_of)
+    else:
+        from leadflow.routing import require_marts_built_for
+
+        require_marts_built_for(engine, as_of)
+        report = RoutingReport(route_leads(engine, config, as_of))
+    if run_id is not None and (report.routing.batch_id or not _has_step(engine, run_id, "routing")):
+        record_step(engine, run_id, "routing", report.summary())
+    return report
+
+
+def notify_owners(engine: Engine, config_dir: Path, run_id: int | None = None) -> str:
+    """Send every pending routing notification; what was sent, in words."""
+    from leadflow.config import load_config
+    from leadflow.routing import SmtpSettings, send_pending_notifications
+
+    smtp = SmtpSettings.from_env()
+    sent = send_pending_notifications(engine, load_config(config_dir), smtp)
+    if run_id is not None and sent:
+        record_step(engine, run_id, "routing_notifications", {"sent": len(sent), "smtp": str(smtp)})
+    return f"routing notifications: {len(sent)} mail(s) sent via SMTP {smtp}"
+
+
+def _has_step(engine: Engine, run_id: int, step: str) -> bool:
+    with engine.connect() as connection:
+        return bool(
+            connection.execute(
+                sa.text("select (detail -> 'steps') ? :step from ops.runs where run_id = :run_id"),
+                {"step": step, "run_id": run_id},
+            ).scalar()
+        )
 
 
 # --- the whole run ----------------------------------------------------------------------
@@ -239,8 +335,11 @@ def run_nightly(as_of: dt.date, config_dir: Path) -> NightlyResult:
         raw_gate = check_raw(engine, run_id)
         activity = update_activity(engine, config_dir, as_of, run_id)
         build_marts(as_of)
+        segments = materialize(engine, config_dir, as_of, run_id)
+        build_segment_marts(as_of)
         record_step(engine, run_id, "dbt_build", {"success": True})
         marts_gate = check_marts(engine, run_id)
+        routing = route_mqls(engine, config_dir, as_of, run_id)
     except Exception as error:
         finish_run(engine, run_id, "failed", str(error))
         raise
@@ -252,5 +351,7 @@ def run_nightly(as_of: dt.date, config_dir: Path) -> NightlyResult:
         activity=activity,
         raw_gate=raw_gate,
         marts_gate=marts_gate,
+        segments=segments,
+        routing=routing,
         seconds=time.monotonic() - started,
     )

@@ -315,11 +315,16 @@ def drop_indexes(connection: psycopg.Connection, tables: Iterable[str]) -> list[
 
 def _write_chunk(loader: Loader, plan: Plan, chunk: Chunk) -> None:
     a, c, o = chunk.accounts, chunk.contacts, chunk.orders
-    loader.copy("raw.accounts", [_account_rows(a)])
-    loader.copy("raw.contacts", [_contact_rows(a, c)])
-    loader.copy("raw.orders", [_order_rows(a, c, o, chunk.order_contact)])
-    loader.copy("raw.order_items", [_item_rows(o)])
-    loader.copy("raw.installed_base", [_installation_rows(a, c, o, chunk.order_contact)])
+    # Formatted before the first COPY, while PostgreSQL still ingests the last events.
+    small = {
+        "raw.accounts": _account_rows(a),
+        "raw.contacts": _contact_rows(a, c),
+        "raw.orders": _order_rows(a, c, o, chunk.order_contact),
+        "raw.order_items": _item_rows(o),
+        "raw.installed_base": _installation_rows(a, c, o, chunk.order_contact),
+    }
+    for table, rows in small.items():
+        loader.copy(table, [rows])
     loader.copy("raw.events", _event_rows(plan, chunk), keep_open=True)
 
 

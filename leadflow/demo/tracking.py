@@ -7,8 +7,10 @@ The model, per contact:
   ones an event starts (onboarding after a first order, e-book nurture after the download,
   fair follow-up after a fair scan);
 - each mail is sent, then delivered or bounced; delivered mail may be opened (again) and
-  clicked; privacy proxies and scanners open some mail seconds after delivery (flagged
-  `is_machine`); a few people unsubscribe;
+  clicked, by people a minute or more after delivery; privacy proxies and scanners open
+  some mail within seconds and follow links, including the hidden honeypot link (all
+  flagged `is_machine`, with a user agent the tracking rules recognise); a few people
+  unsubscribe;
 - web sessions of a few pages, downloads and form submissions, more of them recently;
   sessions before the person was known carry only the visitor id (attached later);
 - fair visits, and one purchase event per order.

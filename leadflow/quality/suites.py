@@ -119,7 +119,10 @@ def unique(column: str, severity: Severity = CRITICAL) -> Check:
 
 
 def in_set(
-    column: str, values: list[str], severity: Severity = CRITICAL, label: str | None = None
+    column: str,
+    values: list[str] | list[int],
+    severity: Severity = CRITICAL,
+    label: str | None = None,
 ) -> Check:
     return Check(
         "expect_column_values_to_be_in_set",
@@ -285,6 +288,25 @@ RAW_SUITES: tuple[Suite, ...] = (
     ),
 )
 
+GRADES = ["A", "B", "C", "D"]
+BANDS = [1, 2, 3, 4]
+MATRIX_CELLS = [f"{grade}{band}" for grade in GRADES for band in BANDS]
+
+
+def between(column: str, low: float, high: float | None, severity: Severity = CRITICAL) -> Check:
+    return Check(
+        "expect_column_values_to_be_between",
+        {"column": column, "min_value": low, "max_value": high},
+        severity,
+    )
+
+
+def compound_key(*columns: str, severity: Severity = CRITICAL) -> Check:
+    return Check("expect_compound_columns_to_be_unique", {"column_list": list(columns)}, severity)
+
+
+# Critical where campaigns depend on the mart (audiences, triggers, routing read scores,
+# personas and segment membership); warnings for what only reports read (matrix, CLV).
 MART_SUITES: tuple[Suite, ...] = (
     Suite(
         "marts_dim_contacts",
@@ -297,6 +319,87 @@ MART_SUITES: tuple[Suite, ...] = (
             not_null("tenant_code"),
             # Tenants are configurable; an unknown code usually means a config change.
             in_set("tenant_code", TENANT_CODES, WARNING),
+        ),
+    ),
+    Suite(
+        "marts_persona_matches",
+        "marts",
+        "persona_matches",
+        (
+            not_null("contact_id"),
+            not_null("persona"),
+            compound_key("contact_id", "persona"),
+            not_null("match_pct"),
+            between("match_pct", 0, 100),
+            not_null("is_match"),
+            no_rows(
+                "is_match = (match_pct >= threshold)",
+                "select * from {batch} where is_match <> (match_pct >= threshold)",
+            ),
+        ),
+    ),
+    Suite(
+        "marts_lead_scores",
+        "marts",
+        "lead_scores",
+        (
+            *key("contact_id"),
+            not_null("profile_score"),
+            between("profile_score", 0, 100),
+            not_null("activity_score"),
+            between("activity_score", 0, 100),
+            in_set("grade", GRADES),
+            in_set("band", BANDS),
+            in_set("matrix_cell", MATRIX_CELLS),
+            no_rows(
+                "matrix_cell = grade || band",
+                "select * from {batch} where matrix_cell is distinct from grade || band",
+            ),
+            not_null("is_mql"),
+        ),
+    ),
+    Suite(
+        "marts_scoring_matrix",
+        "marts",
+        "scoring_matrix",
+        (
+            compound_key("tenant_code", "matrix_cell", severity=WARNING),
+            in_set("matrix_cell", MATRIX_CELLS, WARNING),
+            at_least("contacts", 0, WARNING),
+            no_rows(
+                "16 cells per tenant",
+                "select tenant_code from {batch} group by tenant_code "
+                "having count(distinct matrix_cell) <> 16",
+                WARNING,
+            ),
+        ),
+    ),
+    Suite(
+        "marts_segment_members",
+        "marts",
+        "segment_members",
+        (
+            not_null("segment"),
+            not_null("contact_id"),
+            compound_key("segment", "contact_id"),
+            no_rows(
+                "contact_id in marts.dim_contacts",
+                "select * from {batch} "
+                "where contact_id not in (select contact_id from marts.dim_contacts)",
+            ),
+        ),
+    ),
+    Suite(
+        "marts_customer_lifetime_value",
+        "marts",
+        "customer_lifetime_value",
+        (
+            not_null("contact_id", WARNING),
+            unique("contact_id", WARNING),
+            # Credit notes can make revenue negative: worth a look, not a stop.
+            at_least("historic_revenue", 0, WARNING),
+            at_least("predicted_revenue", 0, WARNING),
+            at_least("clv", 0, WARNING),
         ),
     ),
 )

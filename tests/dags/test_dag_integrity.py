@@ -86,27 +86,36 @@ def test_importing_dags_touches_no_database_network_or_dbt(bag):
     assert bag["dbt_runner_imported"] is False
 
 
-def test_nightly_runs_gate_dbt_gate_then_publishes_the_marts_asset(bag):
+def test_nightly_runs_gate_dbt_segments_gate_routing_then_publishes_the_marts_asset(bag):
     nightly = bag["dags"]["leadflow_nightly"]
     tasks = nightly["tasks"]
+    as_of_var = {"as_of": "{{ ti.xcom_pull(task_ids='validate_config', key='as_of') }}"}
     assert nightly["catchup"] is False
     assert tasks["validate_config"]["upstream"] == []
     assert tasks["raw_quality_gate"]["upstream"] == ["validate_config"]
     assert tasks["update_activity_state"]["upstream"] == ["raw_quality_gate", "validate_config"]
     dbt_tasks = {task_id: task for task_id, task in tasks.items() if task_id.startswith("dbt.")}
+    segment_tasks = {t: task for t, task in tasks.items() if t.startswith("dbt_segments.")}
     assert "dbt.dim_contacts_model_build" in dbt_tasks
+    # The segment marts are built in their own group, after the segments are materialised.
+    assert set(segment_tasks) == {"dbt_segments.segment_members_model_build"}
+    assert not any("segment_members" in task_id for task_id in dbt_tasks)
     # Every dbt task waits for the gate and the activity state (directly or through another
     # dbt task) ...
     for task_id, task in dbt_tasks.items():
         assert set(task["upstream"]) <= {"update_activity_state", *dbt_tasks}, task_id
-        assert task["vars"] == {
-            "as_of": "{{ ti.xcom_pull(task_ids='validate_config', key='as_of') }}"
-        }
-    # ... and the marts gate waits for every dbt task that nothing else waits for.
+        assert task["vars"] == as_of_var
+    # ... the segments are materialised once every dbt task that nothing else waits for is done
     waited_for = {up for task in dbt_tasks.values() for up in task["upstream"]}
     leaves = set(dbt_tasks) - waited_for
-    assert leaves <= set(tasks["marts_quality_gate"]["upstream"])
-    assert "marts_quality_gate" in tasks["publish"]["upstream"]
+    assert leaves and leaves <= set(tasks["materialize_segments"]["upstream"])
+    segment_members = segment_tasks["dbt_segments.segment_members_model_build"]
+    assert segment_members["upstream"] == ["materialize_segments"]
+    assert segment_members["vars"] == as_of_var
+    # ... then the marts gate, the routing, and the Asset.
+    assert "dbt_segments.segment_members_model_build" in tasks["marts_quality_gate"]["upstream"]
+    assert "marts_quality_gate" in tasks["route_mqls"]["upstream"]
+    assert "route_mqls" in tasks["publish"]["upstream"]
     assert tasks["publish"]["outlets"] == [NIGHTLY_MARTS_URI]
     assert [t for t, task in tasks.items() if task["outlets"]] == ["publish"]
 

@@ -28,6 +28,16 @@ scores as (
 
 ),
 
+routed as (
+
+    -- owners assigned by leadflow's lead routing (leadflow.routing); an owner from the CRM wins
+    select
+        contact_id,
+        owner_name
+    from {{ source('ops', 'lead_assignments') }}
+
+),
+
 final as (
 
     select
@@ -47,7 +57,7 @@ final as (
         contacts.annual_revenue,
         contacts.region,
         contacts.postcode,
-        contacts.owner,
+        coalesce(contacts.owner, routed.owner_name) as owner,
         contacts.source,
         contacts.consent_status,
         contacts.created_at,
@@ -74,6 +84,7 @@ final as (
         contacts.last_activity_at
     from contacts
     inner join scores on contacts.contact_id = scores.contact_id
+    left join routed on contacts.contact_id = routed.contact_id
 
 )
 

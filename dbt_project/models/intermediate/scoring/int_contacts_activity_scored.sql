@@ -1,10 +1,13 @@
 {{
     config(
         materialized='table',
+        unlogged=True,
         indexes=[{'columns': ['contact_id'], 'unique': True}],
     )
 }}
 
+-- Unlogged (no WAL): rebuilt by every nightly run; after a crash it is empty until the next
+-- build, while the marts built from it (logged) keep their rows.
 -- Unclamped activity points (Σ points × 0.5^(age_days / half-life), SPEC §2.4) and the latest
 -- human activity per contact, for the run's cut-off. One row per contact with any counted
 -- event before the cut-off.

@@ -1,10 +1,13 @@
 {{
     config(
         materialized='table',
+        unlogged=True,
         indexes=[{'columns': ['contact_id'], 'unique': True}],
     )
 }}
 
+-- Unlogged (no WAL): rebuilt by every nightly run; after a crash it is empty until the next
+-- build, while the marts built from it (logged) keep their rows.
 -- Every contact with the facts persona criteria and profile rules compare (SPEC §2.3/§2.4),
 -- one column per field of the field catalogue (leadflow/config/fields.py), named like the
 -- field: the contact, its company, its purchases, CLV and latest activity, as of the run's

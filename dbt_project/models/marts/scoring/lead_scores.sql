@@ -73,6 +73,9 @@ scored as (
         contact.lifecycle_stage as stage_before_scoring
     from contact
     left join activity on contact.contact_id = activity.contact_id
+    -- `offset 0` keeps PostgreSQL from inlining this subquery into the next ones, which would
+    -- evaluate the score expressions once per reference (a dozen times per contact).
+    offset 0
 
 ),
 
@@ -95,6 +98,7 @@ graded as (
         settings.mql_cells
     from scored
     cross join settings
+    offset 0
 
 ),
 
@@ -104,6 +108,7 @@ celled as (
         graded.*,
         graded.grade || graded.band as matrix_cell
     from graded
+    offset 0
 
 ),
 
