@@ -14,7 +14,9 @@ BENCH_DIR = Path(__file__).parent
 
 
 def main() -> int:
-    scripts = sorted(p for p in BENCH_DIR.glob("*.py") if p.name not in {"run_all.py"} and not p.name.startswith("_"))
+    scripts = sorted(
+        p for p in BENCH_DIR.glob("*.py") if p.name != "run_all.py" and not p.name.startswith("_")
+    )
     failed = []
     for script in scripts:
         print(f"\n=== {script.name} ===", flush=True)

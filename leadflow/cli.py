@@ -21,7 +21,9 @@ console = Console()
 err_console = Console(stderr=True)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__.splitlines()[0])
-db_app = typer.Typer(no_args_is_help=True, help="The warehouse: migrations and the embedded server.")
+db_app = typer.Typer(
+    no_args_is_help=True, help="The warehouse: migrations and the embedded server."
+)
 config_app = typer.Typer(no_args_is_help=True, help="The YAML configuration.")
 demo_app = typer.Typer(no_args_is_help=True, help="The example company.")
 import_app = typer.Typer(no_args_is_help=True, help="Import CSV files into the raw schema.")
@@ -32,7 +34,10 @@ app.add_typer(import_app, name="import")
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", help="Configuration directory (default: $LEADFLOW_CONFIG_DIR or include/config)."),
+    typer.Option(
+        "--config",
+        help="Configuration directory (default: $LEADFLOW_CONFIG_DIR or include/config).",
+    ),
 ]
 
 
@@ -103,7 +108,9 @@ def config_validate(config: ConfigOption = None) -> None:
 @demo_app.command("generate")
 def demo_generate(
     contacts: Annotated[int, typer.Option(min=1, help="Number of contacts to generate.")] = 3000,
-    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same company.")] = 42,
+    seed: Annotated[
+        int, typer.Option(help="Random seed; the same seed gives the same company.")
+    ] = 42,
     events_per_contact: Annotated[
         float, typer.Option(help="Average tracking events per contact.")
     ] = 20.0,
@@ -263,9 +270,7 @@ def explain(
 
     try:
         loaded = load_config(_config_dir(config))
-        explanation = explain_contact(
-            _engine(), contact, as_of.date() if as_of else None, loaded
-        )
+        explanation = explain_contact(_engine(), contact, as_of.date() if as_of else None, loaded)
     except LeadflowError as error:
         raise _fail(error) from None
     print_explanation(explanation, console)
@@ -359,7 +364,12 @@ def segment_preview(
     console.print(found.sql, markup=False, highlight=False, soft_wrap=True)
     console.print("parameters:", style="bold")
     for parameter, value in found.parameters.items():
-        console.print(f"  {parameter} = {value!r}", markup=False, highlight=False, soft_wrap=True)
+        console.print(
+            f"  {parameter} = {_parameter_text(value)}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @segment_app.command("list")
@@ -388,6 +398,17 @@ def segment_list(config: ConfigOption = None) -> None:
             str(size.as_of or ""),
         )
     console.print(table)
+
+
+def _parameter_text(value: object) -> str:
+    """A bound value as a reader expects it: timestamps and dates in ISO form, text quoted."""
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_parameter_text(item) for item in value) + "]"
+    return repr(value)
 
 
 def _yesterday() -> dt.date:

@@ -47,6 +47,8 @@ def run_demo(settings: DemoSettings, console: Console) -> None:
     from leadflow.config import load_config
     from leadflow.demo.generator import GeneratorSettings, generate
     from leadflow.imports import import_file
+    from leadflow.messaging.smtp_sink import SmtpSink
+    from leadflow.routing import forget_routing
     from leadflow.warehouse.engine import connection_params, get_engine
     from leadflow.warehouse.migrate import upgrade
 
@@ -58,7 +60,9 @@ def run_demo(settings: DemoSettings, console: Console) -> None:
     upgrade(engine)
     console.print(f"  warehouse: {connection_params().libpq_url()}", highlight=False)
 
-    generator = GeneratorSettings(contacts=settings.contacts, seed=settings.seed, as_of=settings.as_of)
+    generator = GeneratorSettings(
+        contacts=settings.contacts, seed=settings.seed, as_of=settings.as_of
+    )
     summary = _step(
         console,
         f"Generating the example company ({settings.contacts:,} contacts, seed {settings.seed})",
@@ -72,12 +76,22 @@ def run_demo(settings: DemoSettings, console: Console) -> None:
     )
     console.print(fair.describe())
 
-    _step(
-        console,
-        f"Running the nightly DAG (airflow dags test leadflow_nightly {settings.as_of})",
-        lambda: run_airflow_dag("leadflow_nightly", settings.as_of),
-    )
+    # A new company: the routing of the previous one (and its mails) no longer applies.
+    forget_routing(engine)
+    mail_dir = clear_mail(paths.demo_dir() / "mail")
+    # The nightly DAG routes the MQLs and mails their owners: a local SMTP sink keeps the mails.
+    with SmtpSink(mail_dir, port=0) as sink:
+        _step(
+            console,
+            f"Running the nightly DAG (airflow dags test leadflow_nightly {settings.as_of})",
+            lambda: run_airflow_dag(
+                "leadflow_nightly",
+                settings.as_of,
+                {"LEADFLOW_SMTP_HOST": sink.host, "LEADFLOW_SMTP_PORT": str(sink.port)},
+            ),
+        )
 
+    print_know_the_customer(console, engine, config, settings.as_of, mail_dir)
     _print_summary(console, engine, settings, time.monotonic() - started)
 
 
@@ -89,8 +103,11 @@ def _step(console: Console, title: str, action: Callable):
     return result
 
 
-def run_airflow_dag(dag_id: str, as_of: dt.date) -> None:
-    """Run one DAG in-process with `airflow dags test`, streaming its log to a file."""
+def run_airflow_dag(dag_id: str, as_of: dt.date, env: dict[str, str] | None = None) -> None:
+    """Run one DAG in-process with `airflow dags test`, streaming its log to a file.
+
+    `env` adds environment variables for the run (e.g. the SMTP server to send to).
+    """
     log_dir = paths.demo_dir() / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_file = log_dir / f"{dag_id}-{as_of}.log"
@@ -105,7 +122,9 @@ def run_airflow_dag(dag_id: str, as_of: dt.date) -> None:
         as_of.isoformat(),
     ]
     with log_file.open("w") as log:
-        finished = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ)
+        finished = subprocess.run(
+            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
     if finished.returncode != 0:
         tail = "\n".join(log_file.read_text().splitlines()[-25:])
         raise LeadflowError(f"DAG {dag_id} failed (full log: {log_file}):\n{tail}")
@@ -117,14 +136,16 @@ def _print_summary(console: Console, engine, settings: DemoSettings, seconds: fl
         counts = Table(title="Rows per table")
         counts.add_column("table")
         counts.add_column("rows", justify="right")
-        for table in RAW_TABLES + ("marts.dim_contacts",):
-            rows = connection.execute(sa.text(f"select count(*) from {table}")).scalar_one()
+        for table in (*RAW_TABLES, "marts.dim_contacts"):
+            schema, name = table.split(".")
+            count = sa.select(sa.func.count()).select_from(sa.table(name, schema=schema))
+            rows = connection.execute(count).scalar_one()
             counts.add_row(table, f"{rows:,}")
         console.print(counts)
         console.print(_status_by_country(connection))
     home = paths.home()
     console.print(f"as_of: {settings.as_of}   total time: {seconds:.0f} s")
-    console.print(f"Warehouse:   `.venv/bin/leadflow db url` (BI tools read the `marts` schema)")
+    console.print("Warehouse:   `.venv/bin/leadflow db url` (BI tools read the `marts` schema)")
     console.print(f"Airflow UI:  `make airflow` (AIRFLOW_HOME {home / 'airflow'})")
     console.print(f"DAG logs:    {paths.demo_dir() / 'logs'}")
     console.print(f"Quality:     {home / 'quality'}")
@@ -147,4 +168,108 @@ def _status_by_country(connection) -> Table:
         by_country.setdefault(country or "?", {})[status] = count
     for country, counts in by_country.items():
         table.add_row(country, *(f"{counts.get(s, 0):,}" for s in statuses))
+    return table
+
+
+# --- issue 3: know the customer -----------------------------------------------------------
+
+
+def clear_mail(directory: Path) -> Path:
+    """The demo's mail directory, emptied of the .eml files of an earlier demo run."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for old in directory.glob("*.eml"):
+        old.unlink()
+    return directory
+
+
+def print_know_the_customer(
+    console: Console, engine, config, as_of: dt.date, mail_dir: Path
+) -> None:
+    """The scoring matrix per tenant, personas, segment sizes and routed MQLs of the run."""
+    from leadflow.scoring.matrix import matrix, matrix_table
+
+    console.rule("[bold]Know the customer: scoring matrix, personas, segments, routed MQLs")
+    for found in matrix(engine).values():
+        console.print(matrix_table(found))
+    with engine.connect() as connection:
+        console.print(_persona_distribution(connection, config))
+        console.print(_segment_sizes(connection, config, as_of))
+        console.print(_routed_mqls(connection, as_of))
+    mails = sorted(mail_dir.glob("*.eml"))
+    console.print(
+        f"Owner notifications: {len(mails)} mail(s) as .eml in {mail_dir}", highlight=False
+    )
+
+
+def _persona_distribution(connection, config) -> Table:
+    rows = connection.execute(
+        sa.text("select tenant_code, best_persona, count(*) from marts.dim_contacts group by 1, 2")
+    ).all()
+    tenants = [tenant.code for tenant in config.tenants]
+    counts: dict[str | None, dict[str, int]] = {}
+    for tenant, persona, count in rows:
+        counts.setdefault(persona, {})[tenant] = count
+    table = Table(title="Best persona per tenant (marts.dim_contacts)")
+    table.add_column("persona")
+    for tenant in tenants:
+        table.add_column(tenant, justify="right")
+    names = [(persona.id, f"{persona.name} ({persona.id})") for persona in config.personas]
+    for persona_id, label in [*names, (None, "no persona matched")]:
+        by_tenant = counts.get(persona_id, {})
+        table.add_row(label, *(f"{by_tenant.get(tenant, 0):,}" for tenant in tenants))
+    return table
+
+
+def _segment_sizes(connection, config, as_of: dt.date) -> Table:
+    members = dict(
+        connection.execute(
+            sa.text(
+                "select segment, members from ops.segment_materializations where as_of = :as_of"
+            ),
+            {"as_of": as_of},
+        ).all()
+    )
+    table = Table(title=f"Segments as of {as_of} (marts.segment_members)")
+    table.add_column("segment")
+    table.add_column("members", justify="right")
+    table.add_column("description")
+    for name, segment in config.segments.items():
+        count = members.get(name)
+        table.add_row(
+            name,
+            f"{count:,}" if count is not None else "-",
+            " ".join(segment.description.split()),
+        )
+    return table
+
+
+def _routed_mqls(connection, as_of: dt.date) -> Table:
+    rows = connection.execute(
+        sa.text(
+            "select team_id, owner_name, count(*) from ops.lead_assignments "
+            "where as_of = :as_of group by 1, 2 order by 1, 2"
+        ),
+        {"as_of": as_of},
+    ).all()
+    # The latest batch's count: later batches report the still-unmatched again.
+    unmatched = (
+        connection.execute(
+            sa.text(
+                "select unmatched from ops.routing_batches where as_of = :as_of "
+                "order by batch_id desc limit 1"
+            ),
+            {"as_of": as_of},
+        ).scalar()
+        or 0
+    )
+    total = sum(count for *_, count in rows)
+    table = Table(
+        title=f"Routed MQLs as of {as_of}: {total:,} (ops.lead_assignments; "
+        f"{unmatched:,} matched no routing rule)"
+    )
+    table.add_column("team")
+    table.add_column("owner")
+    table.add_column("new leads", justify="right")
+    for team, owner, count in rows:
+        table.add_row(team, owner, f"{count:,}")
     return table

@@ -10,7 +10,14 @@ assigns and records a batch, notify.py mails the owners, run.py strings them tog
 See docs/routing.md.
 """
 
-from leadflow.routing.assign import Assignment, RoutingResult, next_member, round_robin, route_leads
+from leadflow.routing.assign import (
+    Assignment,
+    RoutingResult,
+    forget_routing,
+    next_member,
+    round_robin,
+    route_leads,
+)
 from leadflow.routing.notify import (
     Notification,
     NotificationError,
@@ -30,6 +37,7 @@ __all__ = [
     "RoutingRuleError",
     "SmtpSettings",
     "WaitingLead",
+    "forget_routing",
     "next_member",
     "pending_notifications",
     "require_marts_built_for",

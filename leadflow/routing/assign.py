@@ -349,3 +349,18 @@ def _show_owners(connection: Connection, relations: Relations, batch_id: int) ->
             contacts.c.owner.is_(None),
         )
     )
+
+
+def forget_routing(engine: Engine) -> None:
+    """Delete every assignment, batch, cursor, notification and queued CRM push.
+
+    Only for replacing the whole pool with a different one (the demo regenerates its
+    company): the assignments name contacts of the old pool.
+    """
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "truncate ops.routing_notifications, ops.lead_assignments, ops.routing_batches, "
+                "ops.routing_cursors, ops.crm_outbox restart identity"
+            )
+        )

@@ -28,7 +28,7 @@ def warehouse_url() -> URL:
 
 @dataclass(frozen=True)
 class ConnectionParams:
-    """libpq-style parameters, for tools that do not take a URL (dbt, Airflow, Great Expectations)."""
+    """libpq-style parameters for tools that take no URL (dbt, Airflow, Great Expectations)."""
 
     host: str
     port: int
@@ -38,17 +38,15 @@ class ConnectionParams:
 
     def libpq_url(self) -> str:
         """A plain `postgresql://` URL (socket directories go in the `host` query parameter)."""
-        return (
-            URL.create(
-                "postgresql",
-                username=self.user,
-                password=self.password or None,
-                host=None if self.host.startswith("/") else self.host,
-                port=None if self.host.startswith("/") else self.port,
-                database=self.dbname,
-                query={"host": self.host} if self.host.startswith("/") else {},
-            ).render_as_string(hide_password=False)
-        )
+        return URL.create(
+            "postgresql",
+            username=self.user,
+            password=self.password or None,
+            host=None if self.host.startswith("/") else self.host,
+            port=None if self.host.startswith("/") else self.port,
+            database=self.dbname,
+            query={"host": self.host} if self.host.startswith("/") else {},
+        ).render_as_string(hide_password=False)
 
 
 def connection_params(url: URL | None = None) -> ConnectionParams:

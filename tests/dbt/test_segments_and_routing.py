@@ -311,8 +311,13 @@ def test_segment_preview_prints_count_sample_and_sql_with_placeholders(built):
     assert "segment hs2000_upsell as of 2026-11-27: 1 contacts" in out
     assert "cust-1" in out and "cust-1@example.com" in out and "existing_customer" in out
     assert "FROM marts.dim_contacts AS contact" in out
-    assert "%(product_id_1)s" in out or "%(product_id" in out
-    assert "'HS2000'" in out and "datetime.date(2023, 11, 27)" in out
+    # Values are placeholders in the SQL, listed with their bound values.
+    assert "item.product_id = %(product_id_1)s" in out, out
+    assert "HS2000" not in out.split("parameters:")[0]
+    assert "  product_id_1 = 'HS2000'\n" in out
+    # -3y and the maintenance window [+0d, +1y] resolved against as_of.
+    assert "  ordered_at_2 = 2023-11-27 00:00:00+00:00\n" in out
+    assert "  next_maintenance_date_2 = 2027-11-27\n" in out
     assert "lead-n1" not in out
 
 
@@ -340,6 +345,40 @@ def test_route_dry_run_after_routing_has_nobody_to_route(built):
 
     assert result.exit_code == 0, result.output
     assert "routing: no MQL waiting for an owner matched a rule" in result.output
+
+
+def test_the_demo_prints_matrix_personas_segments_and_routed_mqls(built, tmp_path):
+    from rich.console import Console
+
+    from leadflow.config import load_config
+    from leadflow.demo.scenario import print_know_the_customer
+
+    (tmp_path / "one.eml").write_text("Subject: x\n\nx\n")
+    console = Console(record=True, width=200)
+
+    print_know_the_customer(console, built.engine, load_config(paths.config_dir()), AS_OF, tmp_path)
+
+    out = console.export_text()
+    assert "scoring matrix hq as of 2026-11-27: 5 contacts" in out
+    assert "scoring matrix fr as of 2026-11-27: 1 contacts" in out
+    assert cells(out, "Peter Produzent") == [
+        "Peter Produzent (production_manager)",
+        "4",
+        "1",
+        "0",
+        "0",
+    ]
+    assert cells(out, "Eva Einkauf")[1:] == ["1", "0", "0", "0"]  # cust-1, a purchaser
+    assert cells(out, "hs2000_upsell")[:2] == ["hs2000_upsell", "1"]
+    assert "Routed MQLs as of 2026-11-27: 4" in out
+    assert cells(out, "Jana Krüger") == ["dach_north", "Jana Krüger", "1"]
+    assert f"Owner notifications: 1 mail(s) as .eml in {tmp_path}" in out
+
+
+def cells(table_text: str, containing: str) -> list[str]:
+    """The cells of the first table row (rich box drawing) that contains `containing`."""
+    line = next(line for line in table_text.splitlines() if containing in line and "│" in line)
+    return [cell.strip() for cell in line.split("│")[1:-1]]
 
 
 def test_a_bad_row_fails_the_gate_naming_expectation_and_table(built):

@@ -102,11 +102,18 @@ def test_dags_test_builds_validated_marts_from_a_generated_company(
     warehouse, airflow_env, tmp_path
 ):
     from leadflow.demo.generator import GeneratorSettings, generate
+    from leadflow.messaging.smtp_sink import SmtpSink
 
     settings = GeneratorSettings(contacts=150, seed=7, events_per_contact=4, as_of=AS_OF)
     generate(warehouse, settings, out_dir=tmp_path)
 
-    completed = run_airflow(airflow_env, "dags", "test", "leadflow_nightly", AS_OF.isoformat())
+    # The DAG routes the MQLs and mails their owners: a real SMTP server receives the mails.
+    with SmtpSink(tmp_path / "mail", port=0) as sink:
+        smtp = {"LEADFLOW_SMTP_HOST": sink.host, "LEADFLOW_SMTP_PORT": str(sink.port)}
+        completed = run_airflow(
+            {**airflow_env, **smtp}, "dags", "test", "leadflow_nightly", AS_OF.isoformat()
+        )
+        mails = sink.messages()
 
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, output[-5000:]
@@ -119,12 +126,39 @@ def test_dags_test_builds_validated_marts_from_a_generated_company(
     [run] = nightly_runs(warehouse)
     assert run["as_of"] == AS_OF and run["status"] == "success"
     assert run["detail"]["origin"] == "airflow" and run["detail"]["dag_id"] == "leadflow_nightly"
-    assert set(run["detail"]["steps"]) == {
+    steps = run["detail"]["steps"]
+    assert set(steps) - {"routing_notifications"} == {
         "validate_config",
         "raw_quality_gate",
         "activity_state",
+        "segments",
         "marts_quality_gate",
+        "routing",
     }
+    # Segments materialised between the two dbt groups; the mart publishes the run's date.
+    ops_members = "select segment, contact_id from ops.segment_members where as_of = :as_of"
+    with warehouse.connect() as connection:
+        ops = set(connection.execute(sa.text(ops_members), {"as_of": AS_OF}).all())
+        mart = set(
+            connection.execute(
+                sa.text("select segment, contact_id from marts.segment_members")
+            ).all()
+        )
+    assert ops == mart
+    assert sum(steps["segments"]["members"].values()) == len(ops)
+    # Every MQL without owner was routed (the shipped rules end with a catch-all) and each
+    # owner got one mail listing their leads.
+    routed = scalar(warehouse, "select count(*) from ops.lead_assignments")
+    waiting = scalar(
+        warehouse, "select count(*) from marts.dim_contacts where is_mql and owner is null"
+    )
+    assert steps["routing"]["routed"] == routed and waiting == 0
+    owners = scalar(warehouse, "select count(distinct owner_email) from ops.lead_assignments")
+    assert len(mails) == owners == steps.get("routing_notifications", {}).get("sent", 0)
+    assert (
+        scalar(warehouse, "select count(*) from ops.routing_notifications where sent_at is null")
+        == 0
+    )
     # The configuration reached dbt as data.
     config_hash = run["detail"]["steps"]["validate_config"]["config_hash"]
     assert scalar(warehouse, "select config_hash from ops.config_snapshot") == config_hash

@@ -152,9 +152,14 @@ def test_a_clean_run_builds_the_marts_and_records_every_step(warehouse, leadflow
         "validate_config",
         "raw_quality_gate",
         "activity_state",
+        "segments",
         "dbt_build",
         "marts_quality_gate",
+        "routing",
     }
+    # c2 is a lead but no MQL (D4): nobody to route, so no mail server was needed.
+    assert run["detail"]["steps"]["routing"]["routed"] == 0
+    assert run["detail"]["steps"]["segments"]["members"]["customers"] == 1
     assert run["detail"]["steps"]["activity_state"]["mode"] == "full"  # no state before
     with warehouse.connect() as connection:
         snapshot = connection.execute(sa.text("select config_hash from ops.config_snapshot"))

@@ -6,7 +6,9 @@ from leadflow.warehouse.migrate import current_revision, downgrade, upgrade
 def _schemas(engine) -> set[str]:
     with engine.connect() as connection:
         return set(
-            connection.exec_driver_sql("select schema_name from information_schema.schemata").scalars()
+            connection.exec_driver_sql(
+                "select schema_name from information_schema.schemata"
+            ).scalars()
         )
 
 
@@ -18,8 +20,16 @@ def test_upgrade_from_empty_creates_raw_and_ops(empty_database_url):
     engine = sa.create_engine(empty_database_url)
     upgrade(engine)
     assert {"raw", "ops"} <= _schemas(engine)
-    assert {"contacts", "accounts", "orders", "order_items", "products", "installed_base",
-            "events", "fair_leads"} <= _tables(engine, "raw")
+    assert {
+        "contacts",
+        "accounts",
+        "orders",
+        "order_items",
+        "products",
+        "installed_base",
+        "events",
+        "fair_leads",
+    } <= _tables(engine, "raw")
     assert {"quarantine", "import_runs", "runs", "quality_results"} <= _tables(engine, "ops")
     assert current_revision(engine) is not None
     engine.dispose()

@@ -249,7 +249,7 @@ from (
                 'email_open', 'email_click', 'download', 'form_submit', 'web_visit',
                 'fair_visit', 'purchase'
             )
-            or events.event_type in (select rules.event_type from ops.config_activity_rules as rules)
+            or events.event_type in (select rule.event_type from ops.config_activity_rules as rule)
         )
 ) as event
 left join ops.config_activity_rules as rule
