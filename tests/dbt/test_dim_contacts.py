@@ -225,26 +225,29 @@ def test_dbt_owns_exactly_the_three_schemas_by_name(built):
         " where table_schema not in ('pg_catalog', 'information_schema', 'raw', 'ops')"
         " order by table_schema, table_name",
     )
-    staging_views = [
-        ("staging", f"stg_raw__{name}", "VIEW")
-        for name in sorted(
-            [
-                "accounts",
-                "contacts",
-                "events",
-                "fair_leads",
-                "installed_base",
-                "order_items",
-                "orders",
-                "products",
-            ]
+    by_schema: dict[str, dict[str, str]] = {}
+    for schema, name, kind in rows:
+        by_schema.setdefault(schema, {})[name] = kind
+    # Custom schema names are used verbatim: no `<target>_staging` prefixes anywhere.
+    assert set(by_schema) == {"staging", "intermediate", "marts"}
+    staging = {
+        f"stg_raw__{name}"
+        for name in (
+            "accounts",
+            "contacts",
+            "events",
+            "fair_leads",
+            "installed_base",
+            "order_items",
+            "orders",
+            "products",
         )
-    ]
-    assert [tuple(row) for row in rows] == [
-        ("intermediate", "int_contacts_orders_aggregated", "VIEW"),
-        ("marts", "dim_contacts", "BASE TABLE"),
-        *staging_views,
-    ]
+    }
+    assert set(by_schema["staging"]) == staging
+    assert set(by_schema["staging"].values()) == {"VIEW"}
+    assert by_schema["intermediate"]["int_contacts_orders_aggregated"] == "VIEW"
+    assert by_schema["marts"]["dim_contacts"] == "BASE TABLE"
+    assert all(name.startswith("int_") for name in by_schema["intermediate"])
 
 
 def test_contract_types_and_primary_key_are_in_the_database(built):
