@@ -31,8 +31,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from leadflow.config.loader import Config
 from leadflow.config.models import Team
-from leadflow.routing.rules import WaitingLead, waiting_lead, waiting_leads_query
-from leadflow.segments.execute import explained_errors
+from leadflow.routing.rules import LEAD_COLUMNS, WaitingLead, waiting_lead, waiting_leads_query
+from leadflow.segments.execute import explained_errors, fields_used
+from leadflow.segments.preview import segment_filters
 from leadflow.segments.relations import DEFAULT_RELATIONS, Relations
 
 LOCK_KEY = "leadflow.routing"
@@ -141,7 +142,7 @@ def route_leads(
     with engine.begin() as connection:
         if not dry_run:
             connection.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(LOCK_KEY))))
-        with explained_errors("lead routing", relations, ["is_mql", "owner"]):
+        with explained_errors("lead routing", relations, _fields_read(config)):
             leads = [waiting_lead(row) for row in connection.execute(query)]
         unmatched = [lead.contact_id for lead in leads if lead.rule_id is None]
         assignments, cursors = round_robin(leads, config, _cursors(connection))
@@ -159,6 +160,16 @@ def route_leads(
     return RoutingResult(
         as_of, assignments, unmatched, batch_id=batch_id, routed_at=routed_at, dry_run=False
     )
+
+
+def _fields_read(config: Config) -> list[str]:
+    """The contact fields routing reads: for the message when the contacts relation lacks one."""
+    filters = segment_filters(config)
+    fields = {"contact_id", "is_mql", "owner", *LEAD_COLUMNS}
+    for rule in config.routing.rules:
+        if rule.match is not None:
+            fields.update(fields_used(rule.match, filters))
+    return sorted(fields)
 
 
 def _cursors(connection: Connection) -> dict[str, str]:

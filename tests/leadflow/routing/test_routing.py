@@ -334,3 +334,19 @@ def test_the_marts_must_be_built_for_the_date(warehouse, routing_config):
         connection.execute(sa.text("insert into marts.dim_contacts values ('2026-11-26')"))
     with pytest.raises(LeadflowError, match="built for 2026-11-26, not 2026-11-27"):
         route(warehouse, routing_config, AS_OF)
+
+
+def test_a_contacts_relation_without_a_rule_field_is_a_clear_error(pool, routing_config):
+    from leadflow.errors import LeadflowError
+
+    add(pool, *FIRST_BATCH)
+    with pool.begin() as connection:
+        connection.execute(sa.text("alter table public.test_facts drop column postcode"))
+
+    with pytest.raises(LeadflowError) as failed:
+        route_leads(pool, routing_config, AS_OF, relations=TEST_RELATIONS)
+
+    message = str(failed.value)
+    assert message.startswith("lead routing cannot run: column contact.postcode does not exist")
+    assert "public.test_facts must have a column per field" in message
+    assert rows(pool, "select count(*) from ops.lead_assignments") == [(0,)]
