@@ -18,6 +18,8 @@
       `is_null` = NULL or empty, `is_not_null` = at least one element.
 -#}
 
+-- These macros build SQL fragments in Jinja; the fragments' layout is not SQL layout.
+-- noqa: disable=LT02
 
 {#- Persona criteria in configuration order: persona by position, then criterion. -#}
 {% macro persona_criteria() -%}
@@ -200,7 +202,8 @@
         {%- set pattern = ('%' if op == 'contains' else '') ~ escaped ~ '%' -%}
         {{ column }} ilike {{ scoring_string(pattern) }} escape '/'
     {%- else -%}
-        {{- exceptions.raise_compiler_error("operator " ~ op ~ " does not apply to " ~ field_type) -}}
+        {{- exceptions.raise_compiler_error(
+            "operator " ~ op ~ " does not apply to " ~ field_type) -}}
     {%- endif -%}
 {%- endmacro %}
 
@@ -289,7 +292,8 @@
         cast(0 as numeric)
     {%- else -%}
         {%- for condition in conditions %}
-            {{ '+ ' if not loop.first }}(case when {{ condition_predicate(alias, condition, two_valued=false) }}
+            {%- set predicate = condition_predicate(alias, condition, two_valued=false) %}
+            {{ '+ ' if not loop.first }}(case when {{ predicate }}
                 then {{ scoring_number(condition[amount_key]) }} else 0 end)
         {%- endfor -%}
     {%- endif -%}

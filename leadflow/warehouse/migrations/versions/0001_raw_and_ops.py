@@ -199,6 +199,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("drop schema raw cascade")
-    op.execute(
-        "drop table ops.quality_results, ops.runs, ops.quarantine, ops.import_runs cascade"
-    )
+    op.execute("drop table ops.quality_results, ops.runs, ops.quarantine, ops.import_runs cascade")
