@@ -20,20 +20,10 @@ from rich.console import Console
 from rich.table import Table
 
 from leadflow import paths
+from leadflow.demo.generator import GENERATED_TABLES
 from leadflow.errors import LeadflowError
 
-RAW_TABLES = (
-    "raw.accounts",
-    "raw.contacts",
-    "raw.products",
-    "raw.orders",
-    "raw.order_items",
-    "raw.installed_base",
-    "raw.events",
-    "raw.fair_leads",
-    "ops.quarantine",
-    "ops.quality_results",
-)
+SUMMARY_TABLES = (*GENERATED_TABLES, "ops.quarantine", "ops.quality_results")
 
 
 @dataclass(frozen=True)
@@ -136,7 +126,7 @@ def _print_summary(console: Console, engine, settings: DemoSettings, seconds: fl
         counts = Table(title="Rows per table")
         counts.add_column("table")
         counts.add_column("rows", justify="right")
-        for table in (*RAW_TABLES, "marts.dim_contacts"):
+        for table in (*SUMMARY_TABLES, "marts.dim_contacts"):
             schema, name = table.split(".")
             count = sa.select(sa.func.count()).select_from(sa.table(name, schema=schema))
             rows = connection.execute(count).scalar_one()

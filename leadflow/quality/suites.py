@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from leadflow.config.filters import EVENT_TYPES as FILTER_EVENT_TYPES
+
 Severity = Literal["critical", "warning"]
 Stage = Literal["raw", "marts"]
 CRITICAL: Severity = "critical"
@@ -40,19 +42,8 @@ ZW
 ISO_COUNTRIES = _ISO_CODES.split()
 ISO_LABEL = "ISO 3166-1 alpha-2"
 
-EVENT_TYPES = [
-    "email_sent",
-    "email_delivered",
-    "email_bounced",
-    "email_open",
-    "email_click",
-    "unsubscribe",
-    "download",
-    "form_submit",
-    "web_visit",
-    "purchase",
-    "fair_visit",
-]
+# The event types raw.events may hold are the filter language's: one list for both.
+EVENT_TYPES = list(FILTER_EVENT_TYPES)
 CONSENT_STATUSES = ["none", "pending", "confirmed", "objected"]
 ORDER_STATUSES = ["won", "cancelled"]
 PRODUCT_FAMILIES = ["hydrostat", "cleaning_agent", "maintenance_device", "software"]

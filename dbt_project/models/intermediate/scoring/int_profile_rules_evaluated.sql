@@ -15,12 +15,7 @@ with
 
     best_persona as (
 
-        select distinct on (contact_id)
-            contact_id,
-            persona_id as best_persona
-        from {{ ref('int_contacts_persona_matched') }}
-        where is_match
-        order by contact_id asc, match_pct desc, persona_position asc
+        {{ best_persona_per_contact() }}
 
     ),
 
