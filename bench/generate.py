@@ -32,11 +32,11 @@ from pathlib import Path
 
 import psycopg
 import sqlalchemy as sa
+from _common import bench_database
 from psycopg.copy import QueuedLibpqWriter
 
 from leadflow.demo.generator import COLUMNS, GeneratorSettings, drop_indexes, generate
-from leadflow.warehouse.engine import connection_params, get_engine
-from leadflow.warehouse.migrate import upgrade
+from leadflow.warehouse.engine import connection_params
 
 DATABASE = "leadflow_bench"
 DEFAULT_CONTACTS = 1_000_000
@@ -99,19 +99,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _bench_database() -> sa.Engine:
-    """Create (if needed) and migrate `leadflow_bench` on the warehouse's server."""
-    server = get_engine().url
-    admin = sa.create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        exists = connection.execute(
-            sa.text("select 1 from pg_database where datname = :name"), {"name": DATABASE}
-        ).scalar()
-        if not exists:
-            connection.exec_driver_sql(f"create database {DATABASE}")
-    admin.dispose()
-    engine = sa.create_engine(server.set(database=DATABASE))
-    upgrade(engine)
-    return engine
+    return bench_database(DATABASE)
 
 
 def _dump(connection: psycopg.Connection, directory: Path) -> dict[str, Path]:

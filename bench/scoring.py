@@ -35,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
+from _common import bench_database
 
 from leadflow import paths
 from leadflow.config import load_config
@@ -42,7 +43,6 @@ from leadflow.demo.generator import GeneratorSettings, generate
 from leadflow.scoring import ScoringResult, score
 from leadflow.transform import dbt
 from leadflow.warehouse.engine import get_engine
-from leadflow.warehouse.migrate import upgrade
 
 DATABASE = "leadflow_bench_scoring"
 DEFAULT_CONTACTS = 1_000_000
@@ -115,18 +115,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _bench_database() -> sa.Engine:
-    server = get_engine().url
-    admin = sa.create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        exists = connection.execute(
-            sa.text("select 1 from pg_database where datname = :name"), {"name": DATABASE}
-        ).scalar()
-        if not exists:
-            connection.exec_driver_sql(f"create database {DATABASE}")
-    admin.dispose()
-    engine = sa.create_engine(server.set(database=DATABASE))
-    upgrade(engine)
-    return engine
+    return bench_database(DATABASE)
 
 
 def _with_database(action: Callable[[], object]):
