@@ -153,5 +153,10 @@ def exec_airflow(arguments: list[str], environment: dict[str, str] | None = None
     """Replace this process with `airflow ARGUMENTS` in the project's environment."""
     environment = environment or airflow_environment()
     ensure_migrated(environment)
-    executable = str(airflow_executable())
-    os.execve(executable, [executable, *arguments], {**os.environ, **environment})
+    executable = airflow_executable()
+    # `airflow standalone` starts its components as `airflow ...` found on PATH: put the
+    # venv's bin first so they are this installation's, even when the venv is not activated.
+    path = os.pathsep.join([str(executable.parent), os.environ.get("PATH", "")])
+    os.execve(
+        str(executable), [str(executable), *arguments], {**os.environ, **environment, "PATH": path}
+    )
