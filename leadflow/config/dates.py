@@ -41,14 +41,29 @@ def _shift(day: dt.date, amount: int, unit: str) -> dt.date:
     return add_months(day, 12 * amount)
 
 
-def _json_string_schema(
-    _schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler, pattern: str
-) -> dict[str, Any]:
-    return {"type": "string", "pattern": pattern}
+class _ParsedFromString:
+    """Pydantic hooks for a type written in YAML as one string: validated by `cls.parse`,
+    serialised by `str()`, described in JSON schema as a string matching `cls.PATTERN`."""
+
+    PATTERN: ClassVar[str]
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, _source: Any, _handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            cls.parse, serialization=core_schema.plain_serializer_function_ser_schema(str)
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, _schema: core_schema.CoreSchema, _handler: GetJsonSchemaHandler
+    ) -> dict[str, Any]:
+        return {"type": "string", "pattern": cls.PATTERN}
 
 
 @dataclass(frozen=True)
-class RelativeDate:
+class RelativeDate(_ParsedFromString):
     """A date relative to `as_of` (`-3y`, `+1y`, `-6m`, `-2w`, `-30d`, `+0d`) or an absolute date.
 
     Exactly one of `absolute` or (`amount`, `unit`) is meaningful: `absolute` set means a
@@ -98,20 +113,6 @@ class RelativeDate:
                 pass
         raise _relative_date_error(value)
 
-    @classmethod
-    def __get_pydantic_core_schema__(
-        cls, _source: Any, _handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        return core_schema.no_info_plain_validator_function(
-            cls.parse, serialization=core_schema.plain_serializer_function_ser_schema(str)
-        )
-
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> dict[str, Any]:
-        return _json_string_schema(schema, handler, cls.PATTERN)
-
 
 def _relative_date_error(value: Any, expected: str = "") -> PydanticCustomError:
     hint = f"expected {expected}" if expected else "expected a relative date"
@@ -123,7 +124,7 @@ def _relative_date_error(value: Any, expected: str = "") -> PydanticCustomError:
 
 
 @dataclass(frozen=True)
-class Duration:
+class Duration(_ParsedFromString):
     """A positive length of time in one unit: `12h`, `30d`, `2w`, `6m`, `1y`.
 
     Months and years are calendar months/years (so `within: 1y` on 1 March means since the
@@ -184,17 +185,3 @@ class Duration:
         if amount == 0:
             raise PydanticCustomError("duration", "a duration must be longer than zero")
         return cls(amount=amount, unit=unit)
-
-    @classmethod
-    def __get_pydantic_core_schema__(
-        cls, _source: Any, _handler: GetCoreSchemaHandler
-    ) -> core_schema.CoreSchema:
-        return core_schema.no_info_plain_validator_function(
-            cls.parse, serialization=core_schema.plain_serializer_function_ser_schema(str)
-        )
-
-    @classmethod
-    def __get_pydantic_json_schema__(
-        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
-    ) -> dict[str, Any]:
-        return _json_string_schema(schema, handler, cls.PATTERN)

@@ -11,3 +11,14 @@
     where is_match
     order by contact_id asc, match_pct desc, persona_position asc
 {%- endmacro %}
+
+
+{#- Every enriched contact with its best persona (NULL when no persona matches). -#}
+{% macro contacts_with_best_persona() -%}
+    select
+        enriched.*,
+        best_persona.best_persona
+    from {{ ref('int_contacts_enriched') }} as enriched
+    left join ({{ best_persona_per_contact() }}) as best_persona
+        on enriched.contact_id = best_persona.contact_id
+{%- endmacro %}

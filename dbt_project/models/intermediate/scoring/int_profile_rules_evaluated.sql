@@ -13,19 +13,9 @@ with
 
 {%- if rules %}
 
-    best_persona as (
-
-        {{ best_persona_per_contact() }}
-
-    ),
-
     contact as (
 
-        select
-            enriched.*,
-            best_persona.best_persona
-        from {{ ref('int_contacts_enriched') }} as enriched
-        left join best_persona on enriched.contact_id = best_persona.contact_id
+        {{ contacts_with_best_persona() }}
 
     ),
 
