@@ -453,6 +453,152 @@ def route(
     console.print(report.describe(), markup=False, highlight=False, soft_wrap=True)
 
 
+# --- campaigns --------------------------------------------------------------------------
+
+campaign_app = typer.Typer(
+    no_args_is_help=True, help="Campaigns (journeys): enrol, advance, status, simulate."
+)
+app.add_typer(campaign_app, name="campaign")
+
+AsOfOption = Annotated[
+    dt.datetime | None,
+    typer.Option(
+        "--as-of",
+        formats=["%Y-%m-%d"],
+        help="The run's date D: the campaign runs at D + 1 day 00:00 UTC (default: yesterday).",
+    ),
+]
+
+
+def _campaign_ids(loaded, campaign_id: str | None, every: bool) -> list[str]:
+    """The campaigns a command works on: one id, or every enabled campaign with --all."""
+    if every == (campaign_id is not None):
+        raise typer.BadParameter("give a campaign id or --all (not both)")
+    if every:
+        return [id_ for id_, campaign in loaded.campaigns.items() if campaign.enabled]
+    return [_known_campaign(loaded, campaign_id).id]
+
+
+def _known_campaign(loaded, campaign_id: str):
+    if campaign_id not in loaded.campaigns:
+        known = ", ".join(sorted(loaded.campaigns)) or "none"
+        raise LeadflowError(f"unknown campaign {campaign_id!r} (known: {known})")
+    return loaded.campaigns[campaign_id]
+
+
+@campaign_app.command("list")
+def campaign_list(config: ConfigOption = None) -> None:
+    """The configured campaigns: trigger, steps, tenants, schedule."""
+    from leadflow.config import load_config
+    from leadflow.config.campaigns import TRIGGER_KINDS
+
+    try:
+        loaded = load_config(_config_dir(config))
+    except LeadflowError as error:
+        raise _fail(error) from None
+    table = Table(title="campaigns")
+    for column in ("id", "name", "trigger", "steps", "tenants", "schedule", "enabled"):
+        table.add_column(column)
+    for campaign in loaded.campaigns.values():
+        trigger = next(
+            kind for kind, model in TRIGGER_KINDS.items() if isinstance(campaign.trigger, model)
+        )
+        table.add_row(
+            campaign.id,
+            escape(campaign.name),
+            trigger,
+            str(len(campaign.steps)),
+            ", ".join(campaign.tenants),
+            campaign.schedule or "manual",
+            "yes" if campaign.enabled else "no",
+        )
+    console.print(table)
+
+
+@campaign_app.command("run")
+def campaign_run(
+    campaign_id: Annotated[str | None, typer.Argument(help="The campaign id (file name).")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every enabled campaign.")] = False,
+    as_of: AsOfOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would happen; keep nothing.")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Enrol the triggered contacts and advance every journey as far as it may go now."""
+    from leadflow.campaigns import run_campaign
+    from leadflow.campaigns.clock import now_for
+    from leadflow.config import load_config
+
+    try:
+        loaded = load_config(_config_dir(config))
+        now = now_for(as_of.date() if as_of else _yesterday())
+        for campaign_id_ in _campaign_ids(loaded, campaign_id, every):
+            report = run_campaign(_engine(), loaded, campaign_id_, now, dry_run=dry_run)
+            console.print(report.describe(), markup=False, highlight=False, soft_wrap=True)
+    except LeadflowError as error:
+        raise _fail(error) from None
+
+
+@campaign_app.command("status")
+def campaign_status(
+    campaign_id: Annotated[str, typer.Argument(help="The campaign id (file name).")],
+    as_of: AsOfOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Contacts per step (due now or waiting), deferred sends, completed, exited, converted."""
+    from leadflow.campaigns import status
+    from leadflow.campaigns.clock import now_for
+    from leadflow.config import load_config
+
+    try:
+        loaded = load_config(_config_dir(config))
+        now = now_for(as_of.date()) if as_of else dt.datetime.now(dt.UTC)
+        report = status(_engine(), loaded, campaign_id, now)
+    except LeadflowError as error:
+        raise _fail(error) from None
+    console.print(report.describe(), markup=False, highlight=False, soft_wrap=True)
+
+
+@campaign_app.command("simulate")
+def campaign_simulate(
+    campaign_id: Annotated[str, typer.Argument(help="The campaign id (file name).")],
+    days: Annotated[int, typer.Option("--days", min=1, max=3660, help="Days to simulate.")] = 30,
+    as_of: AsOfOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Time-travel: run the campaign day by day from --as-of on and count the paths taken.
+
+    Everything happens in one transaction that is rolled back: nothing is kept, no mail sent.
+    """
+    from leadflow.campaigns import simulate
+    from leadflow.config import load_config
+
+    try:
+        loaded = load_config(_config_dir(config))
+        start = as_of.date() if as_of else _yesterday()
+        report = simulate(_engine(), loaded, campaign_id, start, days)
+    except LeadflowError as error:
+        raise _fail(error) from None
+    console.print(report.describe(), markup=False, highlight=False, soft_wrap=True)
+
+
+@campaign_app.command("diagram")
+def campaign_diagram(
+    campaign_id: Annotated[str, typer.Argument(help="The campaign id (file name).")],
+    config: ConfigOption = None,
+) -> None:
+    """Print the journey as a Mermaid flowchart (paste into any Markdown that renders Mermaid)."""
+    from leadflow.campaigns.diagram import mermaid
+    from leadflow.config import load_config
+
+    try:
+        campaign = _known_campaign(load_config(_config_dir(config)), campaign_id)
+    except LeadflowError as error:
+        raise _fail(error) from None
+    print(mermaid(campaign))
+
+
 # --- development SMTP sink --------------------------------------------------------------
 
 
