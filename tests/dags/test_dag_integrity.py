@@ -126,7 +126,8 @@ def test_a_missing_dbt_manifest_is_an_import_error_that_says_what_to_run(tmp_pat
 
     result = probe(tmp_path, LEADFLOW_DBT_TARGET_PATH=str(empty_target))
 
-    assert result["dags"] == {}
+    # Only the nightly needs the manifest: the campaign DAGs (another file) still load.
+    assert "leadflow_nightly" not in result["dags"]
     [error] = result["import_errors"].values()
     assert f"dbt manifest not found at {empty_target / 'manifest.json'}" in error
     assert "run `make setup`" in error
