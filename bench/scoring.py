@@ -15,8 +15,9 @@ says otherwise), in a dedicated database `leadflow_bench_scoring` on that server
 2. baseline: `select contact_id, count(*), max(occurred_at) from raw.events group by
    contact_id`, once to warm the cache and once timed.
 3. full: `leadflow.scoring.score(..., full=True)` for `as_of`: configuration snapshot,
-   activity state rebuilt from every event, dbt build (models and tests) of personas, scores,
-   matrix, CLV and dim_contacts. Target: ≤ 3 × the baseline. (Segments: SEGMENT_HOOK.)
+   activity state rebuilt from every event, dbt build --full-refresh (models and tests) of
+   personas, scores, matrix, CLV and dim_contacts, incremental models rebuilt from scratch.
+   Target: ≤ 3 × the baseline. (Segments: SEGMENT_HOOK.)
 4. 1 % new events arrive for the next day (some late, with old timestamps; some after that
    day's cut-off), then the incremental nightly run for as_of + 1 day, timed. Target: ≤ 10 % of
    the full build. The activity-state update alone is reported too.

@@ -4,9 +4,18 @@
     has no dbt runtime, and stubs exactly the macros in this file.
 -#}
 
-{#- The run's logical date D as YYYY-MM-DD: var('as_of'), else the UTC date the run started. -#}
+{#- The run's logical date D as YYYY-MM-DD: var('as_of'), else the environment variable
+    LEADFLOW_DBT_AS_OF, else the UTC date the run started.
+
+    leadflow.transform.dbt passes D in the environment: dbt hashes `--vars` into its
+    partial-parsing state, so a new date on every run would mean a full parse on every run.
+    The variable is read only while executing (`execute`), never while parsing, so dbt does
+    not record it as a parse input either; while parsing, D does not matter (no SQL runs). -#}
 {% macro as_of_date_string() -%}
     {%- set configured = var('as_of', none) -%}
+    {%- if (configured is none or (configured | string | trim) == '') and execute -%}
+        {%- set configured = env_var('LEADFLOW_DBT_AS_OF', '') -%}
+    {%- endif -%}
     {%- if configured is none or (configured | string | trim) == '' -%}
         {{- return(run_started_at.strftime('%Y-%m-%d')) -}}
     {%- endif -%}

@@ -90,15 +90,17 @@ def score(
 ) -> ScoringResult:
     """Snapshot `config`, update the activity state for `as_of`, build the scoring models.
 
-    `full=True` rebuilds the activity state from every event; otherwise it is updated
-    incrementally when still valid (see leadflow.scoring.activity). Raises LeadflowError
+    `full=True` rebuilds the activity state from every event and the incremental scoring
+    models from scratch (dbt --full-refresh); otherwise the state is updated incrementally
+    when still valid (see leadflow.scoring.activity) and the persona matches and profile
+    scores are recomputed only for contacts whose inputs changed. Raises LeadflowError
     (naming the failed dbt nodes) when the build or one of its tests fails.
     """
     from leadflow.transform import dbt  # imports dbt: only callers that build pay for it
 
     prepared = prepare_scoring(engine, config, as_of, full=full)
     started = time.monotonic()
-    dbt.build(as_of, select=select)
+    dbt.build(as_of, select=select, full_refresh=full)
     return ScoringResult(
         as_of=as_of,
         config_hash=prepared.config_hash,

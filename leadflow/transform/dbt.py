@@ -12,7 +12,6 @@ in its own process, where this costs nothing.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -36,6 +35,9 @@ OFFLINE_COMMANDS = frozenset({"parse", "list", "ls", "clean"})
 FAILED_STATUSES = frozenset({"error", "fail", "runtime error", "partial success"})
 
 _dbt_lock = threading.Lock()
+
+# The run's date for the models (macros/run_values.sql reads it when no var `as_of` is set).
+AS_OF_VARIABLE = "LEADFLOW_DBT_AS_OF"
 
 
 def project_dir() -> Path:
@@ -80,7 +82,11 @@ def _settings_env() -> dict[str, str]:
 def run_dbt(args: list[str], *, as_of: date | None = None) -> None:
     """Run one dbt command (e.g. `["build", "--select", "dim_contacts"]`) in the project.
 
-    `as_of` becomes `--vars {as_of: YYYY-MM-DD}`; without it the models use today (UTC).
+    `as_of` reaches the models as the environment variable LEADFLOW_DBT_AS_OF (YYYY-MM-DD,
+    read by macros/run_values.sql); without it the models use today (UTC). Not `--vars`: dbt
+    hashes the vars into its partial-parsing state, so a new date would make every nightly
+    call parse the whole project again, while the variable is only read at execution. An
+    explicit `--vars '{as_of: ...}'` in `args` (as Cosmos passes it) still wins.
     Raises `LeadflowError` naming the failed nodes and their messages.
     """
     from dbt.cli.main import dbtRunner  # dbt is heavy to import; only callers pay for it
@@ -90,9 +96,9 @@ def run_dbt(args: list[str], *, as_of: date | None = None) -> None:
     command = args[0]
     offline = command in OFFLINE_COMMANDS
     env = _settings_env() if offline else dbt_env()
+    # Empty means "not given" (today), also when the caller's environment has a value.
+    env = {**env, AS_OF_VARIABLE: as_of.isoformat() if as_of is not None else ""}
     invocation = [*args, *_location_args()]
-    if as_of is not None:
-        invocation += ["--vars", json.dumps({"as_of": as_of.isoformat()})]
     log_dir().mkdir(parents=True, exist_ok=True)
     log.info("dbt %s", " ".join(invocation))
     with _dbt_lock, _environment(env):
@@ -124,11 +130,16 @@ def parse() -> Path:
     return manifest
 
 
-def build(as_of: date, select: str | None = None) -> None:
-    """Build (run and test) the models for `as_of`, all of them or the `select`ed ones."""
+def build(as_of: date, select: str | None = None, *, full_refresh: bool = False) -> None:
+    """Build (run and test) the models for `as_of`, all of them or the `select`ed ones.
+
+    `full_refresh` rebuilds incremental models from scratch (dbt's --full-refresh).
+    """
     args = ["build"]
     if select:
         args += ["--select", select]
+    if full_refresh:
+        args.append("--full-refresh")
     run_dbt(args, as_of=as_of)
 
 

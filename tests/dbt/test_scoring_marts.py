@@ -509,6 +509,70 @@ def test_cli_matrix_explain_and_export(scored, config, tmp_path):
         assert text in explained.output, text
 
 
+def _scoring_marts(engine: Engine) -> dict[str, list]:
+    return {
+        table: rows(engine, f"select * from {table} order by 1, 2")
+        for table in (
+            "marts.lead_scores",
+            "marts.persona_matches",
+            "marts.dim_contacts",
+            "intermediate.int_contacts_profile_scored",
+        )
+    }
+
+
+def test_an_incremental_run_recomputes_changed_contacts_only_and_equals_a_full_one(scored, config):
+    """Only contacts whose condition inputs changed are recomputed; the marts equal a full build.
+
+    c-null becomes a production manager (a field the conditions name), c-full gets a new first
+    name (a field no condition names), c-it is deleted, c-new arrives.
+    """
+    changes = [
+        "update raw.contacts set decision_role = 'production_manager' where contact_id = 'c-null'",
+        "update raw.contacts set first_name = 'Renamed' where contact_id = 'c-full'",
+        "delete from raw.contacts where contact_id = 'c-it'",
+        "insert into raw.contacts (contact_id, email, decision_role, country)"
+        " values ('c-new', 'c-new@example.com', 'production_manager', 'ES')",
+    ]
+    undo = [
+        "update raw.contacts set decision_role = null where contact_id = 'c-null'",
+        "update raw.contacts set first_name = 'C-FULL' where contact_id = 'c-full'",
+        "delete from raw.contacts where contact_id = 'c-new'",
+        "insert into raw.contacts (contact_id, email, country, language, interests, tags,"
+        " first_name, last_name, owner) values ('c-it', 'c-it@example.com', 'IT', 'it', '{}',"
+        " '{}', 'C-IT', 'Test', 'anna@example.com')",
+    ]
+    with scored.begin() as connection:
+        for statement in changes:
+            connection.execute(sa.text(statement))
+    try:
+        score(scored, config, AS_OF)
+        changed = rows(
+            scored,
+            "select contact_id, is_gone from intermediate.int_scoring_changed_contacts"
+            " order by contact_id",
+        )
+        assert changed == [("c-it", True), ("c-new", False), ("c-null", False)]
+        # production manager: alpha 50 (no industry, no employees) < 70, beta 80 ≥ 60
+        assert rows(
+            scored,
+            "select best_persona, profile_score from marts.lead_scores"
+            " where contact_id in ('c-null', 'c-new') order by contact_id",
+        ) == [("beta", D("40.00")), ("beta", D("40.00"))]
+        assert rows(
+            scored, "select count(*) from marts.persona_matches where contact_id = 'c-it'"
+        ) == [(0,)]
+        incremental = _scoring_marts(scored)
+        score(scored, config, AS_OF, full=True)
+        assert _scoring_marts(scored) == incremental
+    finally:
+        with scored.begin() as connection:
+            for statement in undo:
+                connection.execute(sa.text(statement))
+        score(scored, config, AS_OF)
+    assert rows(scored, "select count(*) from marts.lead_scores") == [(len(LEAD_SCORES),)]
+
+
 # Last in the module: it changes the module's configuration snapshot and marts.
 def test_a_fourth_persona_needs_no_sql(tmp_path, scored):
     """Adding a persona to the YAML changes the marts after the next run: no model changes."""

@@ -1,4 +1,11 @@
-{{ config(materialized='table') }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        indexes=[{'columns': ['contact_id']}],
+        pre_hook=["{{ delete_changed_contacts() }}"],
+    )
+}}
 
 -- Every contact × every persona of the configuration snapshot (SPEC §2.3):
 -- match_pct = 100 × Σ weight of the criteria met / Σ weight of all criteria, rounded to 2
@@ -6,7 +13,11 @@
 -- The criteria are read from ops.config_persona_criteria when the model runs and evaluated
 -- in one pass over the contacts (macros/scoring/conditions.sql); a criterion on a NULL field
 -- is not met.
--- depends_on: {{ source('ops', 'config_persona_criteria') }}, {{ ref('int_contacts_enriched') }}
+-- Incremental: a nightly run recomputes only the contacts int_scoring_changed_contacts lists
+-- (their inputs changed, or the configuration did) and deletes the rows of contacts that are
+-- gone; --full-refresh recomputes every contact (macros/scoring/incremental.sql).
+-- depends_on: {{ source('ops', 'config_persona_criteria') }}, {{ ref('int_contacts_enriched') }},
+-- {{ ref('int_scoring_changed_contacts') }}
 
 {%- set personas = criteria_by_persona(persona_criteria()) %}
 
@@ -45,6 +56,7 @@ met as (
                 {%- endfor %}
             ]) as met_weight
         from {{ ref('int_contacts_enriched') }} as contact
+        where {{ changed_contacts_filter('contact') }}
 
     {%- else %}
 

@@ -2,14 +2,12 @@
 -- best_persona: the matching persona with the highest match_pct, ties to the persona listed
 -- first, NULL when none matches;
 -- profile_score = clamp(Σ points of the profile rules met, 0, 100) (rules may name
--- best_persona; read from ops.config_profile_rules when the model runs);
+-- best_persona); both from int_contacts_profile_scored, which keeps them per contact and
+-- recomputes only contacts whose inputs changed;
 -- activity_score = clamp(activity points, 0, 100) (int_contacts_activity_scored);
 -- both rounded to 2 decimals first, grade and band come from the rounded scores;
 -- an MQL is a lead-stage contact (no won order up to D and no CRM stage beyond lead: the CRM
 -- has none, `lead`, or the `mql` leadflow pushed) whose cell is one of the MQL cells.
--- depends_on: {{ source('ops', 'config_profile_rules') }}
-
-{%- set rules = profile_rules() %}
 
 with
 
@@ -29,7 +27,16 @@ settings as (
 
 contact as (
 
-    {{ contacts_with_best_persona() }}
+    select
+        enriched.contact_id,
+        enriched.tenant_code,
+        enriched.lifecycle_stage,
+        enriched.order_count,
+        profile.best_persona,
+        profile.profile_score
+    from {{ ref('int_contacts_enriched') }} as enriched
+    inner join {{ ref('int_contacts_profile_scored') }} as profile
+        on enriched.contact_id = profile.contact_id
 
 ),
 
@@ -48,8 +55,7 @@ scored as (
         contact.contact_id,
         contact.tenant_code,
         contact.best_persona,
-        round(least(greatest({{ sum_of_met('contact', rules, 'points') }}, 0), 100), 2)
-            as profile_score,
+        contact.profile_score,
         -- clamp in double precision, then round the decimal
         round(
             cast(least(greatest(coalesce(activity.activity_points, 0), 0), 100) as numeric), 2
