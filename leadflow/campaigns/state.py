@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadflow.config.base import did_you_mean
@@ -152,6 +152,21 @@ def step_kinds(campaign: Campaign, step_id: ColumnElement) -> ColumnElement:
     )
 
 
+def forget_journeys(engine: Engine) -> None:
+    """Delete every journey, step taken, outbox row, contact change and campaign run.
+
+    Only for replacing the whole pool with a different one (the demo regenerates its
+    company): the journeys name contacts of the old pool.
+    """
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "truncate ops.campaign_enrolments, ops.campaign_step_history, ops.outbox, "
+                "ops.contact_changes, ops.campaign_runs restart identity"
+            )
+        )
+
+
 __all__ = [
     "ENROLMENTS",
     "HISTORY",
@@ -161,6 +176,7 @@ __all__ = [
     "due_on_arrival",
     "duration_interval",
     "filter_predicate",
+    "forget_journeys",
     "lock_campaign",
     "step_kinds",
     "use_utc",

@@ -31,9 +31,13 @@ class DemoSettings:
     contacts: int = 3000
     seed: int = 42
     as_of: dt.date = field(default_factory=dt.date.today)
+    # Days the campaigns run for after the nightly build: the first through their Airflow
+    # DAGs, the following ones with `leadflow campaign run --all`.
+    campaign_days: int = 5
 
 
 def run_demo(settings: DemoSettings, console: Console) -> None:
+    from leadflow.campaigns.state import forget_journeys
     from leadflow.config import load_config
     from leadflow.demo.generator import GeneratorSettings, generate
     from leadflow.imports import import_file
@@ -66,8 +70,9 @@ def run_demo(settings: DemoSettings, console: Console) -> None:
     )
     console.print(fair.describe())
 
-    # A new company: the routing of the previous one (and its mails) no longer applies.
+    # A new company: the routing and the journeys of the previous one no longer apply.
     forget_routing(engine)
+    forget_journeys(engine)
     mail_dir = clear_mail(paths.demo_dir() / "mail")
     # The nightly DAG routes the MQLs and mails their owners: a local SMTP sink keeps the mails.
     with SmtpSink(mail_dir, port=0) as sink:
@@ -82,6 +87,7 @@ def run_demo(settings: DemoSettings, console: Console) -> None:
         )
 
     print_know_the_customer(console, engine, config, settings.as_of, mail_dir)
+    run_campaigns(console, engine, config, settings)
     _print_summary(console, engine, settings, time.monotonic() - started)
 
 
@@ -262,4 +268,86 @@ def _routed_mqls(connection, as_of: dt.date) -> Table:
     table.add_column("new leads", justify="right")
     for team, owner, count in rows:
         table.add_row(team, owner, f"{count:,}")
+    return table
+
+
+# --- issue 4: campaigns ---------------------------------------------------------------------
+
+
+def run_campaigns(console: Console, engine, config, settings: DemoSettings) -> None:
+    """Run every campaign for `campaign_days` days from as_of on and print where they stand.
+
+    Day one runs each campaign's Airflow DAG (its `now` is the cut-off of as_of, like the run
+    the nightly Asset triggers); the following days use the same engine from the command
+    line's `campaign run`, one run per day at that day's cut-off, on the marts of as_of.
+    """
+    from leadflow.campaigns import now_for, run_campaign
+
+    campaigns = [campaign.id for campaign in config.campaigns.values() if campaign.enabled]
+    first = settings.as_of + dt.timedelta(days=1)
+    _step(
+        console,
+        f"Running the {len(campaigns)} campaign DAGs (airflow dags test campaign__<id> {first})",
+        lambda: [run_airflow_dag(f"campaign__{id_}", first) for id_ in campaigns],
+    )
+    later = [settings.as_of + dt.timedelta(days=day) for day in range(1, settings.campaign_days)]
+    if later:
+        _step(
+            console,
+            f"Running the campaigns for {later[0]} … {later[-1]} (leadflow campaign run --all)",
+            lambda: [
+                run_campaign(engine, config, id_, now_for(day))
+                for day in later
+                for id_ in campaigns
+            ],
+        )
+    print_campaigns(
+        console,
+        engine,
+        config,
+        now_for(settings.as_of + dt.timedelta(days=settings.campaign_days - 1)),
+    )
+
+
+def print_campaigns(console: Console, engine, config, now: dt.datetime) -> None:
+    """Contacts per step of every campaign at `now`, the outbox and the ended journeys."""
+    from leadflow.campaigns import status
+
+    console.rule(f"[bold]Campaigns at {now:%Y-%m-%d %H:%M} UTC: contacts per step")
+    for campaign in config.campaigns.values():
+        if not campaign.enabled:
+            continue
+        report = status(engine, config, campaign.id, now)
+        table = Table(
+            title=f"{campaign.id}: {report.active:,} active, "
+            f"{report.count('completed'):,} completed, {report.count('exited'):,} exited, "
+            f"{report.count('converted'):,} converted; outbox {report.pending_due:,} due, "
+            f"{report.pending_deferred:,} deferred",
+            title_justify="left",
+        )
+        table.add_column("step")
+        table.add_column("kind")
+        table.add_column("contacts", justify="right")
+        table.add_column("waiting", justify="right")
+        for step in report.steps:
+            table.add_row(step.step_id, step.kind, f"{step.active:,}", f"{step.waiting:,}")
+        console.print(table)
+    with engine.connect() as connection:
+        console.print(_outbox_summary(connection))
+
+
+def _outbox_summary(connection) -> Table:
+    rows = connection.execute(
+        sa.text(
+            "select campaign_id, kind, count(*), "
+            "count(*) filter (where deferred_reason like '%frequency_cap%'), "
+            "count(*) filter (where deferred_reason like '%send_window%') "
+            "from ops.outbox where status = 'pending' group by 1, 2 order by 1, 2"
+        )
+    ).all()
+    table = Table(title="Mails waiting for the dispatcher (ops.outbox, pending)")
+    for column in ("campaign", "kind", "mails", "deferred by the cap", "deferred by the window"):
+        table.add_column(column, justify="left" if column in ("campaign", "kind") else "right")
+    for campaign_id, kind, count, capped, windowed in rows:
+        table.add_row(campaign_id, kind, f"{count:,}", f"{capped:,}", f"{windowed:,}")
     return table

@@ -107,7 +107,7 @@ def nightly_runs(engine: sa.Engine) -> list[dict]:
         return [dict(row._mapping) for row in rows]
 
 
-def test_dags_test_builds_validated_marts_from_a_generated_company(
+def test_dags_test_builds_validated_marts_and_a_campaign_runs_on_them(
     warehouse, airflow_env, tmp_path
 ):
     from leadflow.demo.generator import GeneratorSettings, generate
@@ -176,6 +176,65 @@ def test_dags_test_builds_validated_marts_from_a_generated_company(
     config_hash = run["detail"]["steps"]["validate_config"]["config_hash"]
     assert scalar(warehouse, "select config_hash from ops.config_snapshot") == config_hash
     assert (paths.home() / "quality" / "index.html").is_file()
+
+    # On these marts a campaign DAG runs: a HydroStat bought on as_of enrols its buyer into
+    # onboarding. The run is at the cut-off (Saturday 00:00 UTC), so the welcome mail waits
+    # for the send window: Monday 08:00 Berlin time.
+    check_onboarding_dag(warehouse, airflow_env)
+
+
+ONBOARDING_PURCHASE = """
+insert into raw.orders (order_id, contact_id, ordered_at, status, net_amount)
+values ('e2e-order', :contact_id, timestamptz '2026-11-27 10:00:00+00', 'won', 24900);
+insert into raw.order_items (order_id, line_no, product_id, quantity, net_amount)
+values ('e2e-order', 1, 'HS2000', 1, 24900);
+"""
+# Buyers of a HydroStat in the trigger's look-back [now - 7 days, now), independently of
+# the engine's SQL: each of them is enrolled once.
+HYDROSTAT_BUYERS = """
+select count(distinct o.contact_id) from raw.orders as o
+join raw.order_items as i using (order_id)
+join raw.products as p using (product_id)
+join marts.dim_contacts as c on c.contact_id = o.contact_id
+where p.family = 'hydrostat' and o.status = 'won'
+  and o.ordered_at >= timestamptz '2026-11-21 00:00:00+00'
+  and o.ordered_at < timestamptz '2026-11-28 00:00:00+00'
+  and c.tenant_code is not null and c.consent_status is distinct from 'objected'
+"""
+
+
+def check_onboarding_dag(warehouse: sa.Engine, airflow_env: dict[str, str]) -> None:
+    buyer = scalar(
+        warehouse,
+        "select min(contact_id) from marts.dim_contacts "
+        "where tenant_code = 'hq' and consent_status is distinct from 'objected'",
+    )
+    with warehouse.begin() as connection:
+        connection.execute(sa.text(ONBOARDING_PURCHASE), {"contact_id": buyer})
+    run_day = (AS_OF + dt.timedelta(days=1)).isoformat()
+    completed = run_airflow(airflow_env, "dags", "test", "campaign__onboarding", run_day)
+    assert completed.returncode == 0, (completed.stdout + completed.stderr)[-5000:]
+
+    journeys = "select count(*) from ops.campaign_enrolments where campaign_id = 'onboarding'"
+    assert scalar(warehouse, journeys) == scalar(warehouse, HYDROSTAT_BUYERS) >= 1
+    with warehouse.connect() as connection:
+        journey = connection.execute(
+            sa.text(
+                "select status, step_id, step_seq, due_at from ops.campaign_enrolments "
+                "where campaign_id = 'onboarding' and contact_id = :buyer"
+            ),
+            {"buyer": buyer},
+        ).one()
+        [mail] = connection.execute(
+            sa.text(
+                "select step_id, kind, scheduled_at, deferred_reason from ops.outbox "
+                "where campaign_id = 'onboarding' and contact_id = :buyer"
+            ),
+            {"buyer": buyer},
+        ).all()
+    monday_eight_berlin = dt.datetime(2026, 11, 30, 7, 0, tzinfo=dt.UTC)
+    assert tuple(journey) == ("active", "schedule_briefing", 1, monday_eight_berlin)
+    assert tuple(mail) == ("welcome", "campaign_mail", monday_eight_berlin, "send_window")
 
 
 def test_bad_raw_data_stops_the_dag_naming_expectation_and_table(warehouse, airflow_env):
