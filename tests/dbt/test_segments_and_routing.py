@@ -11,6 +11,9 @@ So they are A1 MQLs, routed by contact_id: lead-f1 (FR) → france/Camille Marti
 lead-n2 (DE, postcode 1…) → dach_north/Jana Krüger then Tobias Lange, lead-s1 (DE, 8…) →
 dach_south/Sabine Huber. lead-owned is the same but has an owner from the CRM. cust-1 bought
 a HydroStat 2000 in 2022 whose maintenance is due in March 2027: the hs2000_upsell segment.
+
+The `campaign` commands run the shipped up-sell campaign on these marts: 180 days before the
+maintenance on 2027-03-01 is 2026-09-02, the day cust-1 is enrolled.
 """
 
 from __future__ import annotations
@@ -379,6 +382,87 @@ def cells(table_text: str, containing: str) -> list[str]:
     """The cells of the first table row (rich box drawing) that contains `containing`."""
     line = next(line for line in table_text.splitlines() if containing in line and "│" in line)
     return [cell.strip() for cell in line.split("│")[1:-1]]
+
+
+def test_campaign_simulate_enrols_on_the_maintenance_day_and_keeps_nothing(built):
+    result = CliRunner().invoke(
+        app,
+        ["campaign", "simulate", "upsell_hs3000", "--as-of", "2026-08-31", "--days", "4"],
+        env=_env(built),
+    )
+
+    assert result.exit_code == 0, result.output
+    per_day = {line.split()[0]: line.split()[1:] for line in result.output.splitlines()[2:6]}
+    # as_of, enrolled, steps taken, ended: cust-1 enters on 2026-09-02 and gets the notice.
+    assert per_day == {
+        "2026-08-31": ["0", "0", "0"],
+        "2026-09-01": ["0", "0", "0"],
+        "2026-09-02": ["1", "1", "0"],
+        "2026-09-03": ["0", "0", "0"],
+    }
+    assert "maintenance_notice  next     wait_notice" in result.output
+    assert scalar_count(built, "ops.campaign_enrolments") == 0
+    assert scalar_count(built, "ops.outbox") == 0
+
+
+def test_campaign_run_enrols_once_and_status_shows_the_journey(built):
+    run = ["campaign", "run", "upsell_hs3000", "--as-of", "2026-09-02"]
+    dry = CliRunner().invoke(app, [*run, "--dry-run"], env=_env(built))
+    assert dry.exit_code == 0, dry.output
+    assert "dry run (nothing written)" in dry.output and table_count(dry.output, "enrolled") == 1
+    assert scalar_count(built, "ops.campaign_enrolments") == 0
+
+    first = CliRunner().invoke(app, run, env=_env(built))
+    again = CliRunner().invoke(app, run, env=_env(built))
+    status = CliRunner().invoke(
+        app, ["campaign", "status", "upsell_hs3000", "--as-of", "2026-09-02"], env=_env(built)
+    )
+
+    assert first.exit_code == again.exit_code == status.exit_code == 0, first.output
+    assert table_count(first.output, "enrolled") == 1
+    assert table_count(again.output, "enrolled") == 0
+    # Thursday 2026-09-03 00:00 UTC: the notice goes out when the window opens, 08:00 Berlin.
+    with built.engine.connect() as connection:
+        mail = connection.execute(
+            sa.text("select contact_id, step_id, scheduled_at, deferred_reason from ops.outbox")
+        ).one()
+    assert tuple(mail) == (
+        "cust-1",
+        "maintenance_notice",
+        dt.datetime(2026, 9, 3, 6, 0, tzinfo=dt.UTC),
+        "send_window",
+    )
+    assert "1 active, 0 completed, 0 exited, 0 converted" in status.output
+    assert "maintenance_notice" in status.output
+
+
+def test_campaign_commands_name_the_known_campaigns_for_an_unknown_id(built):
+    result = CliRunner().invoke(app, ["campaign", "status", "upsel"], env=_env(built))
+
+    assert result.exit_code != 0
+    assert "unknown campaign 'upsel'" in result.output and "upsell_hs3000" in result.output
+
+
+def test_campaign_list_and_diagram(built):
+    listing = CliRunner().invoke(app, ["campaign", "list"], env=_env(built))
+    diagram = CliRunner().invoke(app, ["campaign", "diagram", "cross_sell"], env=_env(built))
+
+    assert listing.exit_code == diagram.exit_code == 0, listing.output + diagram.output
+    for campaign in ("onboarding", "cross_sell", "upsell_hs3000", "ebook_nurture"):
+        assert campaign in listing.output
+    assert diagram.output.startswith("flowchart TD")
+    assert "clicked_cleaning" in diagram.output
+
+
+def scalar_count(built: Built, table: str) -> int:
+    with built.engine.connect() as connection:
+        return connection.execute(sa.text(f"select count(*) from {table}")).scalar_one()
+
+
+def table_count(output: str, label: str) -> int:
+    """The count of the first `label  N` row of a report table in `output`."""
+    line = next(line for line in output.splitlines() if line.split()[:-1] == label.split())
+    return int(line.split()[-1])
 
 
 def test_a_bad_row_fails_the_gate_naming_expectation_and_table(built):
