@@ -183,12 +183,12 @@ def test_dags_test_builds_validated_marts_and_a_campaign_runs_on_them(
     check_onboarding_dag(warehouse, airflow_env)
 
 
-ONBOARDING_PURCHASE = """
-insert into raw.orders (order_id, contact_id, ordered_at, status, net_amount)
-values ('e2e-order', :contact_id, timestamptz '2026-11-27 10:00:00+00', 'won', 24900);
-insert into raw.order_items (order_id, line_no, product_id, quantity, net_amount)
-values ('e2e-order', 1, 'HS2000', 1, 24900);
-"""
+ONBOARDING_PURCHASE = (
+    "insert into raw.orders (order_id, contact_id, ordered_at, status, net_amount) values "
+    "('e2e-order', :contact_id, timestamptz '2026-11-27 10:00:00+00', 'won', 24900)",
+    "insert into raw.order_items (order_id, line_no, product_id, quantity, net_amount) "
+    "values ('e2e-order', 1, 'HS2000', 1, 24900)",
+)
 # Buyers of a HydroStat in the trigger's look-back [now - 7 days, now), independently of
 # the engine's SQL: each of them is enrolled once.
 HYDROSTAT_BUYERS = """
@@ -210,7 +210,8 @@ def check_onboarding_dag(warehouse: sa.Engine, airflow_env: dict[str, str]) -> N
         "where tenant_code = 'hq' and consent_status is distinct from 'objected'",
     )
     with warehouse.begin() as connection:
-        connection.execute(sa.text(ONBOARDING_PURCHASE), {"contact_id": buyer})
+        for statement in ONBOARDING_PURCHASE:
+            connection.execute(sa.text(statement), {"contact_id": buyer})
     run_day = (AS_OF + dt.timedelta(days=1)).isoformat()
     completed = run_airflow(airflow_env, "dags", "test", "campaign__onboarding", run_day)
     assert completed.returncode == 0, (completed.stdout + completed.stderr)[-5000:]
