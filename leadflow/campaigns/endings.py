@@ -202,16 +202,7 @@ def _write_history(connection: Connection, scope: _Scope) -> None:
     connection.execute(
         postgresql.insert(HISTORY)
         .from_select(
-            [
-                "enrolment_id",
-                "step_seq",
-                "step_id",
-                "kind",
-                "entered_at",
-                "completed_at",
-                "outcome",
-                "detail",
-            ],
+            list(HISTORY.c.keys()),
             rows,
         )
         .on_conflict_do_nothing()

@@ -217,16 +217,7 @@ def _finish(connection: Connection, scope: StepScope, step: StepNode) -> int:
     connection.execute(
         postgresql.insert(HISTORY)
         .from_select(
-            [
-                "enrolment_id",
-                "step_seq",
-                "step_id",
-                "kind",
-                "entered_at",
-                "completed_at",
-                "outcome",
-                "detail",
-            ],
+            list(HISTORY.c.keys()),
             history,
         )
         .on_conflict_do_nothing()
