@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from leadflow.errors import LeadflowError
+from leadflow.messaging.bounces_cli import bounces_ingest_command
 
 console = Console()
 err_console = Console(stderr=True)
@@ -597,6 +598,17 @@ def campaign_diagram(
     except LeadflowError as error:
         raise _fail(error) from None
     print(mermaid(campaign))
+
+
+# --- bounces ----------------------------------------------------------------------------
+
+bounces_app = typer.Typer(no_args_is_help=True, help="The bounce mailbox: bounces, complaints.")
+app.add_typer(bounces_app, name="bounces")
+
+
+# The command's options live with the code it runs (a light module: it imports the
+# bounce parsers only when it runs).
+bounces_app.command("ingest")(bounces_ingest_command)
 
 
 # --- development SMTP sink --------------------------------------------------------------
