@@ -22,6 +22,7 @@ from leadflow.config.campaigns import (
     EventSpec,
     EventTrigger,
     SegmentEntryTrigger,
+    SendStep,
     flow_issues,
 )
 from leadflow.config.filters import (
@@ -362,6 +363,7 @@ def campaign_issues(valid: Valid, known: Known, templates_dir: Path) -> list[Iss
         issues += _event_issues(file, campaign, known)
         issues += _branch_reference_issues(file, campaign, known)
         issues += message_template_issues(file, campaign, templates_dir)
+        issues += content_block_issues(file, campaign, templates_dir)
     return issues
 
 
@@ -449,6 +451,28 @@ def message_template_issues(file: Path, campaign: Campaign, templates_dir: Path)
         for index, kind, message in campaign.messages()
         if not any(folder.glob(f"{message}.*"))
     ]
+
+
+def content_block_issues(file: Path, campaign: Campaign, templates_dir: Path) -> list[Issue]:
+    """Each content block a send step names needs content/<key>.yaml (the folder beside the
+    templates folder) once that folder exists; blocks are resolved by key at send time."""
+    folder = templates_dir.parent / "content"
+    if not folder.is_dir():
+        return []
+    issues = []
+    for index, step in enumerate(campaign.steps):
+        if not isinstance(step, SendStep):
+            continue
+        for position, key in enumerate(step.send.content):
+            if not (folder / f"{key}.yaml").is_file():
+                issues.append(
+                    Issue(
+                        file,
+                        ("steps", index, "send", "content", position),
+                        f"unknown content block {key!r}: expected {folder}/{key}.yaml",
+                    )
+                )
+    return issues
 
 
 def cost_issues(valid: Valid, known: Known) -> list[Issue]:
