@@ -93,10 +93,13 @@ def config_validate(config: ConfigOption = None) -> None:
 
     from leadflow.config import load_config
     from leadflow.errors import ConfigError
+    from leadflow.messaging.templates import TemplateError, Templates
 
     try:
         loaded = load_config(_config_dir(config))
-    except ConfigError as error:
+        # The templates too (Jinja syntax, content keys, tenant languages): what a send needs.
+        Templates.load(loaded)
+    except (ConfigError, TemplateError) as error:
         # Escaped: messages contain YAML like `[low, high]` that rich would take for markup.
         err_console.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         raise typer.Exit(error.exit_code) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -61,3 +62,17 @@ def test_the_installed_command_uses_the_config_dir_from_the_environment(config_c
     assert f"{products}:{line}: product 'CLN-10': id: duplicate id 'CLN-10'" in broken.stderr
     assert valid.returncode == 0, valid.stderr
     assert "configuration valid: 4 tenants" in valid.stdout
+
+
+def test_validate_checks_the_message_templates_too(tmp_path, example_dir):
+    # Config, templates and content side by side, as in include/.
+    include = tmp_path / "include"
+    shutil.copytree(example_dir.parent, include)
+    welcome = include / "templates" / "messages" / "onboarding" / "welcome.yaml"
+    welcome.write_text(welcome.read_text(encoding="utf-8") + "\n{% if %}\n", encoding="utf-8")
+
+    result = CliRunner().invoke(app, ["config", "validate", "--config", str(include / "config")])
+
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "welcome.yaml" in result.stderr
