@@ -1,0 +1,967 @@
+"""The exactly-once dispatcher: drains ops.outbox over SMTP (SPEC §2.8).
+
+    report = dispatch(engine, config, now, compose=compose, smtp_url="smtp://127.0.0.1:8025",
+                      concurrency=2, rate_per_minute=600, batch_size=200)
+    print(report.describe())
+
+`compose(row, contact)` builds the message of one outbox row: an `email.message.EmailMessage`
+with subject and body parts, or a `ComposedMessage` that also carries the message's language
+and tracked links. The templates' renderer plugs in through `rendered_composer`:
+
+    compose = rendered_composer(Renderer(config, translator).render)
+
+A row's life (the statuses of migration 0006):
+
+    pending ──claim──▶ claimed ──▶ sending ──SMTP 250──▶ sent
+       ▲   (batch, lease)   │         │ └──4xx──▶ pending (attempts + 1, next_attempt_at)
+       │                    │         │ └──5xx──▶ failed
+       │                    │         └──connection broke during DATA──▶ ambiguous
+       │                    └──render error──▶ failed (held: translation missing, fallback hold)
+       └──lease expired (never handed to SMTP)
+    claim may also say: suppressed (consent, suppression list) or re-defer (frequency cap):
+    leadflow.messaging.eligibility.
+
+Why nothing is sent twice and nothing is lost:
+1. **Claim**: one transaction selects due rows `FOR UPDATE SKIP LOCKED` (so concurrent
+   dispatchers take disjoint rows), decides eligibility for exactly those rows, and marks
+   the eligible ones `claimed` by this worker with a lease.
+2. **Intent before the send**: the Message-ID is generated and stored, and the row set to
+   `sending`, in a transaction committed *before* the SMTP transaction starts. That update
+   is fenced (`where status = 'claimed' and claimed_by = <this worker>`): a worker whose
+   claim was taken back (its lease ran out and another dispatcher took the row) sends
+   nothing.
+3. **Result after the send**: `sent` (with the server's answer) or a failure is recorded
+   right after, again fenced by `claimed_by`.
+4. **Recovery** at the start of every run: a `claimed` row whose lease has run out was never
+   handed to SMTP (step 2 did not commit) and goes back to `pending`. A `sending` row whose
+   lease has run out crashed between steps 2 and 3: the server may have accepted it. It
+   becomes `ambiguous` — reported, never re-sent automatically. That window is one SMTP
+   transaction long, so at most `concurrency` rows per crash.
+
+Time: a run's clock starts at `now` and advances with the real (monotonic) clock, so a
+run at the current time records real times and a test run at a fixed moment records that
+moment plus the seconds it took. Due means `scheduled_at <= now` and `next_attempt_at` unset
+or passed; leases are `lease` after the claim (and after the `sending` mark).
+
+Workers: `concurrency` threads, each with its own SMTP connection (opened once, reused,
+re-opened when the server drops it) claiming batches of `batch_size` until no due row is
+left or `max_messages` rows were taken; one token bucket shared by all (`rate_per_minute`).
+An unexpected error in a worker (or an unreachable server) stops every worker; the rows
+they still hold go back to `pending`; `dispatch` then raises `DispatchError` carrying the
+report.
+
+Headers set here (whatever `compose` set): From / Reply-To (the tenant's sender), To,
+Date, a unique Message-ID (`make_msgid` with the sender's domain; kept across retries),
+Content-Language, and on campaign mails `List-Unsubscribe: <https…>, <mailto:…>` with
+`List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058). Owner notifications get no
+unsubscribe headers: their recipient is a sales rep, while the unsubscribe token names the
+contact the mail is about.
+
+Dry run (`dry_run=True`): recovery, claims, eligibility and composing run exactly as in a
+real run but inside one transaction that is rolled back, and no SMTP connection is opened.
+The report says what would have happened; the warehouse is unchanged (recording a dry run in
+the outbox would consume its rows). The dry run holds its row locks until it ends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.policy
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, make_msgid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from leadflow.campaigns.clock import checked_now
+from leadflow.config.loader import Config
+from leadflow.config.models import Tenant
+from leadflow.errors import LeadflowError
+from leadflow.messaging.delivery import (
+    RateLimiter,
+    SendResult,
+    SmtpConnection,
+    SmtpUnavailable,
+    backoff,
+    parse_smtp_url,
+)
+from leadflow.messaging.eligibility import (
+    DEFAULT_CONTACT_RELATIONS,
+    ContactRelations,
+    judge_batch,
+    tenant_of,
+)
+
+# What goes on the wire: CRLF line ends, headers folded only beyond RFC 5322's 998
+# characters. At the default 78 a long List-Unsubscribe URL (one "word" without spaces)
+# would be folded into RFC 2047 encoded words, which no mail client reads as a URL.
+WIRE_POLICY = email.policy.SMTP.clone(max_line_length=998)
+DEFAULT_LEASE = dt.timedelta(minutes=10)
+ADDRESSING_HEADERS = (
+    "From",
+    "To",
+    "Reply-To",
+    "Date",
+    "Message-ID",
+    "Content-Language",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+)
+
+Row = Mapping[str, Any]
+
+
+class DispatchError(LeadflowError):
+    """A dispatch run stopped early; `report` says what it did until then."""
+
+    def __init__(self, message: str, report: DispatchReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+# --- composing ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ComposedMessage:
+    """A composed mail with what the dispatcher records besides it.
+
+    `links`: objects with `link_id`, `url` and `tag` (the renderer's TrackedLink), written
+    to ops.links when the mail is sent.
+    """
+
+    message: EmailMessage
+    language: str | None = None
+    links: Sequence[Any] = ()
+
+
+Compose = Callable[[Row, Row], "EmailMessage | ComposedMessage"]
+UnsubscribeUrl = Callable[[int, str], str]
+
+
+def rendered_composer(render: Callable[[Row, Row], Any]) -> Compose:
+    """A `compose` from a renderer's `render(row, contact) -> RenderedMessage` (subject,
+    html, text, language, links, headers): a text part with the HTML as its alternative."""
+
+    def compose(row: Row, contact: Row) -> ComposedMessage:
+        rendered = render(row, contact)
+        message = EmailMessage()
+        message["Subject"] = rendered.subject
+        for name, value in (rendered.headers or {}).items():
+            message[name] = value
+        message.set_content(rendered.text)
+        message.add_alternative(rendered.html, subtype="html")
+        return ComposedMessage(message, rendered.language, list(rendered.links or ()))
+
+    return compose
+
+
+def default_unsubscribe_url(config: Config) -> UnsubscribeUrl:
+    """The signed one-click unsubscribe URL of leadflow.messaging.links (the tracking secret
+    is read once, so a missing one stops the run before anything is claimed)."""
+    from leadflow.messaging.links import tracking_secret, unsubscribe_url
+
+    secret = tracking_secret(config)
+    return lambda outbox_id, contact_id: unsubscribe_url(
+        config, outbox_id, contact_id, secret=secret
+    )
+
+
+def _held(error: BaseException) -> bool:
+    """A missing translation whose fallback is `hold` (the renderer's TranslationHeld)."""
+    return any(kind.__name__ == "TranslationHeld" for kind in type(error).__mro__)
+
+
+# --- the report --------------------------------------------------------------------------
+
+
+@dataclass
+class DispatchReport:
+    """What a dispatch run did (or, with dry_run, would have done)."""
+
+    now: dt.datetime
+    dry_run: bool = False
+    released: int = 0  # claimed rows with an expired lease, back to pending
+    flagged_ambiguous: list[int] = field(default_factory=list)  # sending rows found expired
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0  # 4xx: back to pending with a later next_attempt_at
+    failed: Counter[str] = field(default_factory=Counter)  # by cause: smtp, render, retries
+    held: int = 0
+    ambiguous: list[int] = field(default_factory=list)  # broke during DATA in this run
+    suppressed: Counter[str] = field(default_factory=Counter)  # by status_reason
+    deferred: int = 0  # frequency cap
+    composed: int = 0  # dry run: messages that rendered and would be sent
+    connections: int = 0
+    elapsed_seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **counts: Any) -> None:
+        with self._lock:
+            for name, value in counts.items():
+                current = getattr(self, name)
+                if isinstance(current, list):
+                    current.extend(value)
+                elif isinstance(current, Counter):
+                    current.update(value)
+                else:
+                    setattr(self, name, current + value)
+
+    @property
+    def rate_per_minute(self) -> float:
+        done = self.sent + self.composed
+        return 60.0 * done / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
+
+    def counts(self) -> dict[str, Any]:
+        """JSON-ready figures (a DAG task's XCom)."""
+        return {
+            "dry_run": self.dry_run,
+            "released": self.released,
+            "flagged_ambiguous": len(self.flagged_ambiguous),
+            "claimed": self.claimed,
+            "sent": self.sent,
+            "composed": self.composed,
+            "retried": self.retried,
+            "failed": dict(self.failed),
+            "held": self.held,
+            "ambiguous": len(self.ambiguous),
+            "suppressed": dict(self.suppressed),
+            "deferred": self.deferred,
+        }
+
+    def describe(self) -> str:
+        head = "dry run (nothing sent, nothing changed)" if self.dry_run else "dispatch"
+        done = (
+            f"{self.composed} would be sent"
+            if self.dry_run
+            else f"{self.sent} sent ({self.rate_per_minute:.0f}/min)"
+        )
+        parts = [
+            f"{head} at {self.now.isoformat()}: {self.claimed} claimed, {done}",
+            f"{self.retried} to retry (4xx)",
+            f"{sum(self.failed.values())} failed" + _breakdown(self.failed),
+            f"{self.held} held",
+            f"{sum(self.suppressed.values())} suppressed" + _breakdown(self.suppressed),
+            f"{self.deferred} deferred by the frequency cap",
+            f"{len(self.ambiguous)} ambiguous",
+        ]
+        text = ", ".join(parts)
+        if self.released or self.flagged_ambiguous:
+            text += (
+                f"; recovery: {self.released} expired claim(s) back to pending, "
+                f"{len(self.flagged_ambiguous)} interrupted send(s) flagged ambiguous"
+                + (
+                    f" (outbox ids {_ids(self.flagged_ambiguous)})"
+                    if self.flagged_ambiguous
+                    else ""
+                )
+            )
+        if self.ambiguous:
+            text += f"; ambiguous outbox ids: {_ids(self.ambiguous)} (check before re-sending)"
+        if self.errors:
+            text += "; stopped: " + "; ".join(self.errors)
+        return text
+
+
+def _breakdown(counter: Counter[str]) -> str:
+    if not counter:
+        return ""
+    return " (" + ", ".join(f"{key} {value}" for key, value in sorted(counter.items())) + ")"
+
+
+def _ids(ids: list[int], shown: int = 10) -> str:
+    listed = ", ".join(str(i) for i in sorted(ids)[:shown])
+    return listed + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
+
+
+# --- recovery ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recovery:
+    released: int
+    ambiguous: list[int]
+
+
+def recover_expired(connection: Connection, now: dt.datetime) -> Recovery:
+    """Expired claims back to pending; expired sends flagged ambiguous (module docstring)."""
+    released = connection.execute(
+        sa.text(
+            "update ops.outbox set status = 'pending', claimed_by = null, claimed_at = null, "
+            "lease_until = null where status = 'claimed' and lease_until < :now"
+        ),
+        {"now": now},
+    ).rowcount
+    ambiguous = connection.execute(
+        sa.text(
+            "update ops.outbox set status = 'ambiguous', lease_until = null, status_reason = "
+            "'interrupted during the SMTP transaction (lease expired while sending): the "
+            "server may have accepted it' "
+            "where status = 'sending' and lease_until < :now returning outbox_id"
+        ),
+        {"now": now},
+    ).scalars()
+    return Recovery(released=released, ambiguous=sorted(ambiguous))
+
+
+# --- claiming ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClaimedMessage:
+    """A claimed row, its contact (mart row + raw fields) and where it goes."""
+
+    row: dict[str, Any]
+    contact: dict[str, Any]
+    recipient: str
+
+
+@dataclass
+class Claim:
+    """One claimed batch: the rows taken, and what eligibility did with them."""
+
+    taken: int = 0
+    messages: list[ClaimedMessage] = field(default_factory=list)
+    suppressed: Counter[str] = field(default_factory=Counter)
+    deferred: int = 0
+
+
+_DUE = sa.text(
+    "select * from ops.outbox "
+    "where status = 'pending' and scheduled_at <= :now "
+    "and (next_attempt_at is null or next_attempt_at <= :now) "
+    "order by scheduled_at, outbox_id "
+    "for update skip locked limit :limit"
+)
+
+
+def claim_batch(
+    engine: Engine,
+    config: Config,
+    now: dt.datetime,
+    limit: int,
+    worker_id: str,
+    lease: dt.timedelta,
+    *,
+    relations: ContactRelations = DEFAULT_CONTACT_RELATIONS,
+) -> Claim:
+    """Claim up to `limit` due rows for `worker_id` in one transaction (module docstring)."""
+    with engine.begin() as connection:
+        return claim_on(connection, config, now, limit, worker_id, lease, relations=relations)
+
+
+def claim_on(
+    connection: Connection,
+    config: Config,
+    now: dt.datetime,
+    limit: int,
+    worker_id: str,
+    lease: dt.timedelta,
+    *,
+    relations: ContactRelations = DEFAULT_CONTACT_RELATIONS,
+) -> Claim:
+    """`claim_batch` inside the caller's transaction."""
+    now = checked_now(now)
+    rows = [dict(row) for row in connection.execute(_DUE, {"now": now, "limit": limit}).mappings()]
+    claim = Claim(taken=len(rows))
+    if not rows:
+        return claim
+    judgement = judge_batch(connection, config, rows, now, relations)
+    by_id = {row["outbox_id"]: row for row in rows}
+    claimed = [v for v in judgement.verdicts if v.action == "claim"]
+    suppressed = [v for v in judgement.verdicts if v.action == "suppress"]
+    deferred = [v for v in judgement.verdicts if v.action == "defer"]
+    if claimed:
+        _mark_claimed(connection, claimed, worker_id, now, now + lease)
+    if suppressed:
+        _mark_suppressed(connection, suppressed)
+    if deferred:
+        _mark_deferred(connection, deferred)
+    for verdict in claimed:
+        row = by_id[verdict.outbox_id]
+        row.update(status="claimed", claimed_by=worker_id, recipient_email=verdict.recipient)
+        contact = judgement.contacts.get(row["contact_id"], {})
+        claim.messages.append(ClaimedMessage(row, contact, verdict.recipient or ""))
+    claim.suppressed.update(verdict.reason or "" for verdict in suppressed)
+    claim.deferred = len(deferred)
+    return claim
+
+
+def _mark_claimed(connection, verdicts, worker_id, now, lease_until) -> None:
+    """Claimed; recipient_email records the address the mail goes to."""
+    connection.execute(
+        sa.text(
+            "update ops.outbox as o set status = 'claimed', claimed_by = :worker, "
+            "claimed_at = :now, lease_until = :lease_until, recipient_email = c.recipient "
+            "from unnest(cast(:ids as bigint[]), cast(:recipients as text[])) "
+            "as c(outbox_id, recipient) where o.outbox_id = c.outbox_id"
+        ),
+        {
+            "worker": worker_id,
+            "now": now,
+            "lease_until": lease_until,
+            "ids": [v.outbox_id for v in verdicts],
+            "recipients": [v.recipient for v in verdicts],
+        },
+    )
+
+
+def _mark_suppressed(connection, verdicts) -> None:
+    connection.execute(
+        sa.text(
+            "update ops.outbox as o set status = 'suppressed', status_reason = s.reason "
+            "from unnest(cast(:ids as bigint[]), cast(:reasons as text[])) as s(outbox_id, reason) "
+            "where o.outbox_id = s.outbox_id"
+        ),
+        {"ids": [v.outbox_id for v in verdicts], "reasons": [v.reason for v in verdicts]},
+    )
+
+
+def _mark_deferred(connection, verdicts) -> None:
+    connection.execute(
+        sa.text(
+            "update ops.outbox as o set scheduled_at = d.moment, deferred_reason = d.reason "
+            "from unnest(cast(:ids as bigint[]), cast(:moments as timestamptz[]), "
+            "cast(:reasons as text[])) as d(outbox_id, moment, reason) "
+            "where o.outbox_id = d.outbox_id"
+        ),
+        {
+            "ids": [v.outbox_id for v in verdicts],
+            "moments": [v.scheduled_at for v in verdicts],
+            "reasons": [v.reason for v in verdicts],
+        },
+    )
+
+
+def release(engine: Engine, worker_id: str, outbox_ids: Sequence[int]) -> int:
+    """Hand claimed rows of this worker back to pending (a worker that stops early)."""
+    if not outbox_ids:
+        return 0
+    with engine.begin() as connection:
+        return connection.execute(
+            sa.text(
+                "update ops.outbox set status = 'pending', claimed_by = null, claimed_at = null, "
+                "lease_until = null where outbox_id = any(:ids) and status = 'claimed' "
+                "and claimed_by = :worker"
+            ),
+            {"ids": list(outbox_ids), "worker": worker_id},
+        ).rowcount
+
+
+# --- addressing a message ----------------------------------------------------------------
+
+
+def sender_of(config: Config, tenant: Tenant | None) -> Tenant:
+    return tenant or config.global_tenant
+
+
+def addressing_headers(
+    *,
+    recipient: str,
+    tenant: Tenant,
+    message_id: str,
+    language: str,
+    date: dt.datetime,
+    unsubscribe: tuple[str, str | None] | None,
+) -> list[tuple[str, str]]:
+    """The dispatcher's headers (module docstring), in order, as (name, value)."""
+    sender = tenant.sender
+    headers = [("From", formataddr((sender.name, sender.email), charset="utf-8"))]
+    if sender.reply_to:
+        headers.append(("Reply-To", sender.reply_to))
+    headers += [
+        ("To", recipient),
+        ("Date", format_datetime(date)),
+        ("Message-ID", message_id),
+        ("Content-Language", language),
+    ]
+    if unsubscribe is not None:
+        https, mailto = unsubscribe
+        targets = [f"<{https}>"] + ([f"<{mailto}>"] if mailto else [])
+        headers.append(("List-Unsubscribe", ", ".join(targets)))
+        headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    return headers
+
+
+def new_message_id(tenant: Tenant) -> str:
+    """A unique Message-ID in the sender's domain."""
+    return make_msgid(domain=tenant.sender.email.rpartition("@")[2])
+
+
+def unsubscribe_mailto(config: Config, row: Row) -> str | None:
+    address = config.company.delivery.unsubscribe_mailto
+    if not address:
+        return None
+    return f"mailto:{address}?subject=unsubscribe%20{row['outbox_id']}"
+
+
+# --- one worker --------------------------------------------------------------------------
+
+
+class RunClock:
+    """The run's clock: starts at `now`, advances with the monotonic clock."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        self.start = checked_now(now)
+        self._started = time.monotonic()
+
+    def __call__(self) -> dt.datetime:
+        return self.start + dt.timedelta(seconds=time.monotonic() - self._started)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """4xx answers: retry after base, 2 × base, ... (at most cap); fail after max_attempts."""
+
+    base: dt.timedelta = dt.timedelta(minutes=1)
+    cap: dt.timedelta = dt.timedelta(hours=1)
+    max_attempts: int = 8
+
+
+@dataclass
+class _Run:
+    """What the workers of one run share."""
+
+    engine: Engine
+    config: Config
+    clock: RunClock
+    compose: Compose
+    unsubscribe_url: UnsubscribeUrl
+    relations: ContactRelations
+    lease: dt.timedelta
+    retry: RetryPolicy
+    batch_size: int
+    report: DispatchReport
+    run_id: str
+    limiter: RateLimiter | None = None
+    remaining: int | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def quota(self) -> int:
+        """How many rows the next claim may take (max_messages)."""
+        with self._lock:
+            if self.stop.is_set():
+                return 0
+            if self.remaining is None:
+                return self.batch_size
+            take = min(self.batch_size, self.remaining)
+            self.remaining -= take
+            return take
+
+
+class _Worker:
+    """One thread of a run: its own SMTP connection and its own database connection."""
+
+    def __init__(self, run: _Run, index: int, smtp: SmtpConnection | None) -> None:
+        self.run = run
+        self.worker_id = f"{run.run_id}-w{index}"
+        self.smtp = smtp
+        self.db: Connection | None = None
+
+    def work(self) -> None:
+        run = self.run
+        with run.engine.connect() as db:
+            self.db = _autocommit(db)
+            try:
+                self._drain()
+            finally:
+                db.exec_driver_sql("reset synchronous_commit")
+
+    def _drain(self) -> None:
+        run = self.run
+        while (limit := run.quota()) > 0:
+            claim = claim_batch(
+                run.engine,
+                run.config,
+                run.clock(),
+                limit,
+                self.worker_id,
+                run.lease,
+                relations=run.relations,
+            )
+            run.report.add(
+                claimed=len(claim.messages), suppressed=claim.suppressed, deferred=claim.deferred
+            )
+            if claim.taken == 0:
+                return
+            for position, message in enumerate(claim.messages):
+                if run.stop.is_set():
+                    self._release(claim.messages[position:])
+                    return
+                try:
+                    self.deliver(message)
+                except BaseException:
+                    self._release(claim.messages[position:])
+                    raise
+
+    def _release(self, messages: Sequence[ClaimedMessage]) -> None:
+        released = release(self.run.engine, self.worker_id, [m.row["outbox_id"] for m in messages])
+        self.run.report.add(claimed=-released)
+
+    def deliver(self, claimed: ClaimedMessage) -> None:
+        run = self.run
+        row = claimed.row
+        try:
+            prepared = prepare(run, claimed)
+        except LeadflowError as error:  # a render error fails this message only
+            self._record_render_failure(row, error)
+            return
+        if run.limiter is not None:
+            run.limiter.acquire()
+        assert self.smtp is not None
+        self.smtp.connect()  # an unreachable server stops the run before anything is marked
+        if not self._mark_sending(row, prepared):
+            return  # the claim was taken back; whoever holds the row now sends it
+        try:
+            result = self.smtp.send(prepared.sender, prepared.recipient, prepared.data)
+        except SmtpUnavailable:
+            # Lost before MAIL FROM and unable to reconnect: nothing left; claimed again,
+            # so the worker's stop hands it back to pending.
+            self._execute(_UNMARK_SENDING, id=row["outbox_id"])
+            raise
+        self._record(row, result, prepared)
+
+    # The worker's writes around the SMTP transaction run on its own connection, each
+    # statement its own transaction (autocommit), with synchronous_commit off: a commit then
+    # returns before its WAL is flushed to disk. The change is already in the server's
+    # memory and WAL buffers (flushed within a few hundred milliseconds), so a crash of the
+    # *dispatcher* loses nothing; only a crash of the PostgreSQL server itself could forget
+    # the last fraction of a second — a `sending` mark forgotten that way means the row is
+    # claimed again later (a duplicate of a mail the server took in that instant), a
+    # forgotten `sent` turns into `ambiguous`. Worth it: two fsyncs per mail would cost more
+    # than the SMTP transaction.
+
+    def _execute(self, statement: sa.TextClause, **params: Any) -> int:
+        assert self.db is not None
+        return self.db.execute(statement, {"worker": self.worker_id, **params}).rowcount
+
+    def _mark_sending(self, row: dict[str, Any], prepared: Prepared) -> bool:
+        updated = self._execute(
+            _MARK_SENDING,
+            id=row["outbox_id"],
+            message_id=prepared.message_id,
+            language=prepared.language,
+            lease_until=self.run.clock() + self.run.lease,
+        )
+        if updated != 1:
+            self.run.report.add(claimed=-1)
+        return updated == 1
+
+    def _record(self, row: dict[str, Any], result: SendResult, prepared: Prepared) -> None:
+        run = self.run
+        now = run.clock()
+        outbox_id = row["outbox_id"]
+        if result.outcome == "sent":
+            links = list(prepared.links)
+            self._execute(
+                _RECORD_SENT,
+                id=outbox_id,
+                now=now,
+                response=result.describe(),
+                link_ids=[link.link_id for link in links],
+                urls=[link.url for link in links],
+                tags=[getattr(link, "tag", None) for link in links],
+            )
+            run.report.add(sent=1)
+        elif result.outcome == "ambiguous":
+            self._execute(
+                _RECORD_STATUS, id=outbox_id, status="ambiguous", reason=result.describe()
+            )
+            run.report.add(ambiguous=[outbox_id])
+        elif result.outcome == "temporary":
+            attempts = row.get("attempts", 0) + 1
+            if attempts >= run.retry.max_attempts:
+                reason = f"gave up after {attempts} temporary failures: {result.describe()}"
+                self._execute(_RECORD_STATUS, id=outbox_id, status="failed", reason=reason)
+                run.report.add(failed=Counter(retries=1))
+            else:
+                delay = backoff(attempts, base=run.retry.base, cap=run.retry.cap)
+                self._execute(
+                    _RECORD_RETRY,
+                    id=outbox_id,
+                    next_attempt_at=now + delay,
+                    reason=result.describe(),
+                )
+                run.report.add(retried=1)
+        else:
+            reason = f"smtp: {result.describe()}"
+            self._execute(_RECORD_STATUS, id=outbox_id, status="failed", reason=reason)
+            run.report.add(failed=Counter(smtp=1))
+
+    def _record_render_failure(self, row: dict[str, Any], error: BaseException) -> None:
+        status = "held" if _held(error) else "failed"
+        reason = f"render: {' '.join(str(error).split()) or type(error).__name__}"
+        updated = self._execute(
+            _RECORD_RENDER_FAILURE, id=row["outbox_id"], status=status, reason=reason
+        )
+        if updated == 1 and status == "held":
+            self.run.report.add(held=1)
+        elif updated == 1:
+            self.run.report.add(failed=Counter(render=1))
+
+
+def _autocommit(connection: Connection) -> Connection:
+    connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+    connection.exec_driver_sql("set synchronous_commit = off")
+    return connection
+
+
+_MARK_SENDING = sa.text(
+    "update ops.outbox set status = 'sending', message_id = :message_id, "
+    "language = :language, lease_until = :lease_until "
+    "where outbox_id = :id and status = 'claimed' and claimed_by = :worker"
+)
+_UNMARK_SENDING = sa.text(
+    "update ops.outbox set status = 'claimed' "
+    "where outbox_id = :id and status = 'sending' and claimed_by = :worker"
+)
+# 'ambiguous' too in the fences below: recovery may have flagged the row while this worker
+# was still in the SMTP transaction; now that the answer is known, the row says so.
+_RECORD_SENT = sa.text(
+    "with sent as ("
+    " update ops.outbox set status = 'sent', sent_at = :now, smtp_response = :response,"
+    " attempts = attempts + 1, last_error = null, status_reason = null, lease_until = null"
+    " where outbox_id = :id and claimed_by = :worker and status in ('sending', 'ambiguous')"
+    " returning outbox_id, campaign_id, step_id, contact_id) "
+    "insert into ops.links (link_id, outbox_id, campaign_id, step_id, contact_id, url, tag) "
+    "select link.link_id, sent.outbox_id, sent.campaign_id, sent.step_id, sent.contact_id, "
+    "link.url, link.tag from sent cross join unnest(cast(:link_ids as text[]), "
+    "cast(:urls as text[]), cast(:tags as text[])) as link(link_id, url, tag) "
+    "on conflict (link_id) do nothing"
+)
+_RECORD_STATUS = sa.text(
+    "update ops.outbox set status = :status, status_reason = :reason, last_error = :reason, "
+    "attempts = attempts + 1, lease_until = null "
+    "where outbox_id = :id and claimed_by = :worker and status in ('sending', 'ambiguous')"
+)
+_RECORD_RETRY = sa.text(
+    "update ops.outbox set status = 'pending', attempts = attempts + 1, "
+    "next_attempt_at = :next_attempt_at, last_error = :reason, claimed_by = null, "
+    "claimed_at = null, lease_until = null "
+    "where outbox_id = :id and claimed_by = :worker and status in ('sending', 'ambiguous')"
+)
+_RECORD_RENDER_FAILURE = sa.text(
+    "update ops.outbox set status = :status, status_reason = :reason, last_error = :reason, "
+    "lease_until = null where outbox_id = :id and status = 'claimed' and claimed_by = :worker"
+)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A message ready for the wire, and what is recorded about it."""
+
+    data: bytes
+    sender: str
+    recipient: str
+    message_id: str
+    language: str
+    links: Sequence[Any]
+
+
+class AddressError(LeadflowError):
+    """An address or header that cannot be written in ASCII (no SMTPUTF8 on this path)."""
+
+
+def prepare(run: _Run, claimed: ClaimedMessage) -> Prepared:
+    """Compose and address one claimed row. A LeadflowError from compose (a render error),
+    or an address that cannot go on the wire, fails this message only."""
+    row, contact = claimed.row, claimed.contact
+    composed = compose_one(run.compose, row, contact)
+    tenant = sender_of(run.config, tenant_of(run.config, row, contact))
+    message_id = row.get("message_id") or new_message_id(tenant)
+    language = str(
+        composed.language or row.get("language") or contact.get("language") or tenant.language
+    ).strip()
+    unsubscribe = None
+    if row["kind"] == "campaign_mail":
+        https = run.unsubscribe_url(row["outbox_id"], row["contact_id"])
+        unsubscribe = (https, unsubscribe_mailto(run.config, row))
+    headers = addressing_headers(
+        recipient=claimed.recipient,
+        tenant=tenant,
+        message_id=message_id,
+        language=language,
+        date=run.clock(),
+        unsubscribe=unsubscribe,
+    )
+    return Prepared(
+        data=wire_bytes(composed.message, headers),
+        sender=tenant.sender.email,
+        recipient=claimed.recipient,
+        message_id=message_id,
+        language=language,
+        links=composed.links,
+    )
+
+
+def compose_one(compose: Compose, row: Row, contact: Row) -> ComposedMessage:
+    composed = compose(row, contact)
+    if isinstance(composed, EmailMessage):
+        return ComposedMessage(composed)
+    return composed
+
+
+def wire_bytes(message: EmailMessage, headers: Sequence[tuple[str, str]]) -> bytes:
+    """The addressing headers, then `message` (without any of them) as it goes on the wire.
+
+    Written as bytes rather than set on the EmailMessage: the e-mail package parses every
+    header it is given, which cost more than the whole SMTP transaction per mail.
+    """
+    for name in ADDRESSING_HEADERS:
+        del message[name]
+    try:
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers).encode("ascii")
+    except UnicodeEncodeError:
+        raise AddressError(
+            "an address needs SMTPUTF8, which this sender does not use: "
+            + ", ".join(f"{name}: {value}" for name, value in headers if not value.isascii())
+        ) from None
+    return head + message.as_bytes(policy=WIRE_POLICY)
+
+
+# --- a run -------------------------------------------------------------------------------
+
+
+def dispatch(
+    engine: Engine,
+    config: Config,
+    now: dt.datetime,
+    *,
+    compose: Compose,
+    smtp_url: str | None,
+    concurrency: int,
+    rate_per_minute: float | None,
+    batch_size: int,
+    dry_run: bool = False,
+    max_messages: int | None = None,
+    lease: dt.timedelta = DEFAULT_LEASE,
+    retry: RetryPolicy = RetryPolicy(),
+    unsubscribe_url: UnsubscribeUrl | None = None,
+    relations: ContactRelations = DEFAULT_CONTACT_RELATIONS,
+) -> DispatchReport:
+    """Recover, then send every due outbox row (module docstring); the run's report.
+
+    `rate_per_minute` None means no limit; `smtp_url` may be None only for a dry run.
+    """
+    if concurrency < 1 or batch_size < 1:
+        raise ValueError("concurrency and batch_size must be at least 1")
+    clock = RunClock(now)
+    report = DispatchReport(now=clock.start, dry_run=dry_run)
+    run = _Run(
+        engine=engine,
+        config=config,
+        clock=clock,
+        compose=compose,
+        unsubscribe_url=unsubscribe_url or default_unsubscribe_url(config),
+        relations=relations,
+        lease=lease,
+        retry=retry,
+        batch_size=batch_size,
+        report=report,
+        run_id=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+        remaining=max_messages,
+    )
+    started = time.monotonic()
+    try:
+        if dry_run:
+            _dry_run(run)
+        else:
+            if not smtp_url:
+                raise LeadflowError("dispatch needs an SMTP URL (or dry_run)")
+            server = parse_smtp_url(smtp_url)
+            with engine.begin() as connection:
+                recovery = recover_expired(connection, clock())
+            report.add(released=recovery.released, flagged_ambiguous=recovery.ambiguous)
+            if rate_per_minute:
+                run.limiter = RateLimiter(rate_per_minute)
+            _run_workers(run, concurrency, server)
+    finally:
+        report.elapsed_seconds = time.monotonic() - started
+    if report.errors:
+        raise DispatchError(
+            "dispatch stopped: " + "; ".join(report.errors) + f" ({report.describe()})", report
+        )
+    return report
+
+
+def _run_workers(run: _Run, concurrency: int, server) -> None:
+    connections = [SmtpConnection(server) for _ in range(concurrency)]
+
+    def work(index: int) -> None:
+        try:
+            with connections[index] as smtp:
+                _Worker(run, index, smtp).work()
+        except BaseException as error:  # every worker stops; the run reports why
+            run.stop.set()
+            run.report.add(errors=[f"{type(error).__name__}: {error}"])
+
+    threads = [
+        threading.Thread(target=work, args=(index,), name=f"dispatch-{index}", daemon=True)
+        for index in range(concurrency)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    run.report.add(connections=sum(connection.connects for connection in connections))
+
+
+def _dry_run(run: _Run) -> None:
+    """Everything but SMTP, in one transaction that is rolled back."""
+    worker_id = f"{run.run_id}-dry-run"
+    with run.engine.connect() as connection, connection.begin() as transaction:
+        recovery = recover_expired(connection, run.clock())
+        run.report.add(released=recovery.released, flagged_ambiguous=recovery.ambiguous)
+        while (limit := run.quota()) > 0:
+            claim = claim_on(
+                connection,
+                run.config,
+                run.clock(),
+                limit,
+                worker_id,
+                run.lease,
+                relations=run.relations,
+            )
+            run.report.add(
+                claimed=len(claim.messages), suppressed=claim.suppressed, deferred=claim.deferred
+            )
+            if claim.taken == 0:
+                break
+            for claimed in claim.messages:
+                try:
+                    prepare(run, claimed)
+                except LeadflowError as error:
+                    run.report.add(
+                        **({"held": 1} if _held(error) else {"failed": Counter(render=1)})
+                    )
+                else:
+                    run.report.add(composed=1)
+            # The claimed rows must not be taken again by the next batch of this transaction:
+            # they are 'claimed' now, which the due query skips.
+        transaction.rollback()
+
+
+__all__ = [
+    "Claim",
+    "ClaimedMessage",
+    "ComposedMessage",
+    "DispatchError",
+    "DispatchReport",
+    "RetryPolicy",
+    "claim_batch",
+    "claim_on",
+    "dispatch",
+    "recover_expired",
+    "rendered_composer",
+]
