@@ -17,6 +17,7 @@ from rich.table import Table
 
 from leadflow.errors import LeadflowError
 from leadflow.messaging.bounces_cli import bounces_ingest_command
+from leadflow.messaging.cli import dispatch_command
 
 console = Console()
 err_console = Console(stderr=True)
@@ -493,6 +494,7 @@ def _known_campaign(loaded, campaign_id: str):
 @campaign_app.command("list")
 def campaign_list(config: ConfigOption = None) -> None:
     """The configured campaigns: trigger, steps, tenants, schedule."""
+    from leadflow.campaigns.report_text import table
     from leadflow.config import load_config
     from leadflow.config.campaigns import TRIGGER_KINDS
 
@@ -500,23 +502,23 @@ def campaign_list(config: ConfigOption = None) -> None:
         loaded = load_config(_config_dir(config))
     except LeadflowError as error:
         raise _fail(error) from None
-    table = Table(title="campaigns")
-    for column in ("id", "name", "trigger", "steps", "tenants", "schedule", "enabled"):
-        table.add_column(column)
-    for campaign in loaded.campaigns.values():
-        trigger = next(
-            kind for kind, model in TRIGGER_KINDS.items() if isinstance(campaign.trigger, model)
-        )
-        table.add_row(
+    rows = [
+        (
             campaign.id,
-            escape(campaign.name),
-            trigger,
-            str(len(campaign.steps)),
-            ", ".join(campaign.tenants),
+            next(
+                kind for kind, model in TRIGGER_KINDS.items() if isinstance(campaign.trigger, model)
+            ),
+            len(campaign.steps),
+            ",".join(campaign.tenants),
             campaign.schedule or "manual",
             "yes" if campaign.enabled else "no",
+            campaign.name,
         )
-    console.print(table)
+        for campaign in loaded.campaigns.values()
+    ]
+    headers = ("id", "trigger", "steps", "tenants", "schedule", "enabled", "name")
+    # Plain aligned text like the other campaign reports: ids are never cut to fit.
+    print(table(headers, rows))
 
 
 @campaign_app.command("run")
@@ -601,6 +603,12 @@ def campaign_diagram(
     except LeadflowError as error:
         raise _fail(error) from None
     print(mermaid(campaign))
+
+
+# --- dispatch ---------------------------------------------------------------------------
+
+# The command's options live with the code it runs.
+app.command("dispatch")(dispatch_command)
 
 
 # --- bounces ----------------------------------------------------------------------------
