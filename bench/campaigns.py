@@ -139,7 +139,9 @@ def hand_written_source(factory: ModuleType, config_dir: Path) -> str:
         " TaskGroup, TriggerRule",
         "from airflow.providers.standard.operators.python import PythonOperator",
         "from airflow.sdk.definitions.timetables.simple import OnceTimetable",
-        "from leadflow_airflow.campaign_tasks import advance_step, enrol_contacts, hand_off_sends",
+        "from leadflow_airflow.campaign_tasks import (",
+        "    advance_step, dispatch_mails, enrol_contacts, hand_off_sends,",
+        ")",
         f"NIGHTLY = Asset({factory.NIGHTLY_MARTS_URI!r})",
         "START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)",
         f"ARGS = {factory.DEFAULT_ARGS!r}",
@@ -196,7 +198,9 @@ def _hand_written_steps(campaign_id: str, order: list[tuple[str, list[str]]]) ->
         *lines,
         "    hand_off = PythonOperator(task_id='hand_off_sends', python_callable=hand_off_sends,"
         f" op_args=[{campaign_id!r}], trigger_rule=TriggerRule.NONE_FAILED)",
-        "    enrol >> journey >> hand_off",
+        "    send = PythonOperator.partial(task_id='dispatch', python_callable=dispatch_mails,"
+        f" op_args=[{campaign_id!r}]).expand(op_kwargs=hand_off.output)",
+        "    enrol >> journey >> hand_off >> send",
     ]
 
 

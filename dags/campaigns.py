@@ -12,7 +12,12 @@ Every `campaigns/<id>.yaml` of the configuration directory becomes the DAG
    Every step task runs in every run, with or without contacts, so a step joining several
    branches never waits for a branch nobody took; nothing is skipped (no short-circuit),
    and a manually skipped task does not block what follows either.
-3. **hand_off_sends** reports the campaign's outbox rows that are due for the dispatcher.
+3. **hand_off_sends** counts the campaign's outbox rows that are due and plans the
+   dispatch: one mapped **dispatch** task per worker (`company.delivery.concurrency`, fewer
+   for a small load, none when nothing is due), each sending over its own SMTP connection;
+   rows are claimed with SKIP LOCKED, so the workers share the mails and none goes twice.
+   Nothing is sent unless the latest nightly run succeeded (`leadflow.messaging.gate`): a
+   failed data-quality gate fails `hand_off_sends`, and the mails wait in the outbox.
 
 All tasks of a run work for the same moment: the end of the run's data interval (its
 cron time) or, for a run triggered by the nightly marts, the moment it was queued.
@@ -58,6 +63,7 @@ from airflow.sdk import (
 from airflow.sdk.definitions.timetables.simple import OnceTimetable
 from leadflow_airflow.campaign_tasks import (
     advance_step,
+    dispatch_mails,
     enrol_contacts,
     hand_off_sends,
     read_campaign,
@@ -135,7 +141,7 @@ def documentation(campaign: Campaign, diagram: str, path: Path) -> str:
 
 
 def build_dag(campaign: Campaign, path: Path) -> DAG:
-    """The DAG of one campaign: enrol → the journey's steps, as drawn → hand_off_sends."""
+    """One campaign: enrol → the journey's steps, as drawn → hand_off_sends → dispatch."""
     from leadflow.campaigns.diagram import journey_order, mermaid
 
     with DAG(
@@ -173,7 +179,11 @@ def build_dag(campaign: Campaign, path: Path) -> DAG:
             op_args=[campaign.id],
             trigger_rule=TriggerRule.NONE_FAILED,
         )
-        enrol >> journey >> hand_off
+        # One dispatcher worker per mapped task (none when nothing is due).
+        send = PythonOperator.partial(
+            task_id="dispatch", python_callable=dispatch_mails, op_args=[campaign.id]
+        ).expand(op_kwargs=hand_off.output)
+        enrol >> journey >> hand_off >> send
     return dag
 
 

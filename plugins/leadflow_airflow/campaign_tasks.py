@@ -26,6 +26,8 @@ The tasks
 from __future__ import annotations
 
 import datetime as dt
+import math
+import os
 import re
 from pathlib import Path
 from typing import Any, ClassVar
@@ -227,16 +229,53 @@ def advance_step(campaign_id: str, step_id: str, **context: Any) -> Any:
     return _xcom(report)
 
 
-def hand_off_sends(campaign_id: str, **context: Any) -> dict[str, int]:
-    """Report the outbox rows of the campaign that are due now, for the dispatcher."""
+def hand_off_sends(campaign_id: str, **context: Any) -> list[dict[str, int]]:
+    """Plan the dispatch of the campaign's due mails: one mapped `dispatch` task per worker.
+
+    Nothing is handed on unless the latest nightly run succeeded (its quality gates passed):
+    then the task fails, without retries, and every mail stays in the outbox.
+    """
     from leadflow.campaigns.handoff import due_sends
-    from leadflow.warehouse.engine import get_engine
+    from leadflow.messaging.gate import require_clean_marts
 
     now = now_from_context(context)
     with fail_fast_on_user_errors():
-        due = due_sends(get_engine(), campaign_id, now)
+        engine, config = _engine_and_config()
+        require_clean_marts(engine)
+        due = due_sends(engine, campaign_id, now)
     print(due.describe())
-    return due.counts()
+    delivery = config.company.delivery
+    workers = min(delivery.concurrency, math.ceil(due.due / delivery.batch_size))
+    return [{"worker": worker, "workers": workers} for worker in range(workers)]
+
+
+def dispatch_mails(campaign_id: str, worker: int, workers: int, **context: Any) -> dict[str, Any]:
+    """One dispatcher worker for the campaign's due mails (the mapped tasks share the work:
+    rows are claimed with SKIP LOCKED, so no mail goes out twice)."""
+    from leadflow.messaging.cli import make_composer
+    from leadflow.messaging.delivery import smtp_server_from_env
+    from leadflow.messaging.dispatch import dispatch
+
+    now = now_from_context(context)
+    with fail_fast_on_user_errors():
+        engine, config = _engine_and_config()
+        delivery = config.company.delivery
+        smtp_server_from_env(config)  # a clear error when the SMTP URL is not set
+        report = dispatch(
+            engine,
+            config,
+            now,
+            compose=make_composer(config, engine),
+            smtp_url=os.environ[delivery.smtp_url_env].strip(),
+            concurrency=1,
+            # The configured rate is for all workers together.
+            rate_per_minute=delivery.rate_limit_per_minute / workers,
+            batch_size=delivery.batch_size,
+            dry_run=delivery.dry_run,
+            campaign_id=campaign_id,
+        )
+    print(f"{campaign_id} worker {worker + 1}/{workers}: {report.describe()}")
+    return report.counts()
 
 
 def _describe(report: Any) -> str:
@@ -254,6 +293,7 @@ def _xcom(report: Any) -> Any:
 __all__ = [
     "NotSure",
     "advance_step",
+    "dispatch_mails",
     "enrol_contacts",
     "hand_off_sends",
     "now_from_context",

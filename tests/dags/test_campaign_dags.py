@@ -171,7 +171,12 @@ def test_every_campaign_dag_mirrors_its_journey(bag, examples):
         order = journey_order(campaign)
         steps = [step_id for step_id, _ in order]
         assert sorted(steps) == sorted(step.id for step in campaign.steps), campaign_id
-        assert set(dag["tasks"]) == {"enrol", "hand_off_sends", *map(step_task, steps)}
+        assert set(dag["tasks"]) == {
+            "enrol",
+            "hand_off_sends",
+            "dispatch",
+            *map(step_task, steps),
+        }
         upstream = {task_id: task["upstream"] for task_id, task in dag["tasks"].items()}
         assert upstream["enrol"] == []
         for step_id, predecessors in order:
@@ -183,6 +188,8 @@ def test_every_campaign_dag_mirrors_its_journey(bag, examples):
         rules = bag["trigger_rules"][f"campaign__{campaign_id}"]
         assert all(rules[step_task(step_id)] == "none_failed" for step_id in steps)
         assert rules["hand_off_sends"] == "none_failed"
+        # The dispatch workers are mapped over what hand_off_sends planned.
+        assert upstream["dispatch"] == ["hand_off_sends"]
 
 
 def test_the_journey_starts_at_the_first_step_and_joins_wait_for_every_branch(bag):
