@@ -87,7 +87,7 @@ def run_demo(settings: DemoSettings, console: Console) -> None:
         )
 
     print_know_the_customer(console, engine, config, settings.as_of, mail_dir)
-    run_campaigns(console, engine, config, settings)
+    run_campaigns(console, engine, config, settings, mail_dir)
     _print_summary(console, engine, settings, time.monotonic() - started)
 
 
@@ -274,39 +274,139 @@ def _routed_mqls(connection, as_of: dt.date) -> Table:
 # --- issue 4: campaigns ---------------------------------------------------------------------
 
 
-def run_campaigns(console: Console, engine, config, settings: DemoSettings) -> None:
-    """Run every campaign for `campaign_days` days from as_of on and print where they stand.
+def run_campaigns(console: Console, engine, config, settings: DemoSettings, mail_dir: Path) -> None:
+    """Run every campaign for `campaign_days` days from as_of on, send what falls due, and
+    print where the journeys stand and what was sent.
 
-    Day one runs each campaign's Airflow DAG (its `now` is the cut-off of as_of, like the run
-    the nightly Asset triggers); the following days use the same engine from the command
-    line's `campaign run`, one run per day at that day's cut-off, on the marts of as_of.
+    Day D: the campaigns run at D + 1 day 00:00 UTC (the cut-off of D, like the run the
+    nightly Asset triggers) — on the first day through their Airflow DAGs, then with the
+    engine of `leadflow campaign run` on the marts of as_of — and the dispatcher sends what
+    is due at 12:00 UTC that day into the local SMTP server, which keeps each mail as .eml.
     """
     from leadflow.campaigns import now_for, run_campaign
+    from leadflow.messaging.smtp_sink import SmtpSink
 
     campaigns = [campaign.id for campaign in config.campaigns.values() if campaign.enabled]
-    first = settings.as_of + dt.timedelta(days=1)
-    _step(
-        console,
-        f"Running the {len(campaigns)} campaign DAGs (airflow dags test campaign__<id> {first})",
-        lambda: [run_airflow_dag(f"campaign__{id_}", first) for id_ in campaigns],
-    )
-    later = [settings.as_of + dt.timedelta(days=day) for day in range(1, settings.campaign_days)]
-    if later:
+    days = [settings.as_of + dt.timedelta(days=day) for day in range(settings.campaign_days)]
+    with SmtpSink(mail_dir, port=0) as sink:
+        smtp_url = f"smtp://{sink.host}:{sink.port}"
+        first = days[0] + dt.timedelta(days=1)
         _step(
             console,
-            f"Running the campaigns for {later[0]} … {later[-1]} (leadflow campaign run --all)",
+            f"Running the {len(campaigns)} campaign DAGs "
+            f"(airflow dags test campaign__<id> {first})",
             lambda: [
-                run_campaign(engine, config, id_, now_for(day))
-                for day in later
+                run_airflow_dag(f"campaign__{id_}", first, {"LEADFLOW_SMTP_URL": smtp_url})
                 for id_ in campaigns
             ],
         )
-    print_campaigns(
-        console,
+        sent = [_dispatch(engine, config, now_for(days[0]) + NOON, smtp_url)]
+        for day in days[1:]:
+            _step(
+                console,
+                f"{day:%a %Y-%m-%d}: leadflow campaign run --all, then dispatch at 12:00 UTC",
+                lambda day=day: [
+                    run_campaign(engine, config, id_, now_for(day)) for id_ in campaigns
+                ],
+            )
+            sent.append(_dispatch(engine, config, now_for(day) + NOON, smtp_url))
+    print_campaigns(console, engine, config, now_for(days[-1]))
+    print_deliveries(console, engine, mail_dir, sent)
+
+
+# The demo's dispatcher runs at midday, inside every tenant's send window on weekdays.
+NOON = dt.timedelta(hours=12)
+
+
+def _dispatch(engine, config, now: dt.datetime, smtp_url: str):
+    from leadflow.messaging.cli import make_composer
+    from leadflow.messaging.dispatch import dispatch
+    from leadflow.messaging.gate import require_clean_marts
+
+    require_clean_marts(engine)
+    delivery = config.company.delivery
+    return dispatch(
         engine,
         config,
-        now_for(settings.as_of + dt.timedelta(days=settings.campaign_days - 1)),
+        now,
+        compose=make_composer(config, engine),
+        smtp_url=smtp_url,
+        concurrency=delivery.concurrency,
+        rate_per_minute=None,  # a local SMTP server: as fast as it goes
+        batch_size=delivery.batch_size,
     )
+
+
+def print_deliveries(console: Console, engine, mail_dir: Path, reports) -> None:
+    """Mails sent per campaign, tenant and language; why others were not; one mail a tenant."""
+    console.rule("[bold]Delivery: the dispatcher's sends into the local SMTP server")
+    for report in reports:
+        console.print(f"  {report.describe()}", highlight=False, soft_wrap=True)
+    with engine.connect() as connection:
+        console.print(_sent_per_campaign(connection))
+        console.print(_not_sent(connection))
+        examples = connection.execute(
+            sa.text(
+                "select distinct on (tenant_code) tenant_code, campaign_id, step_id, language, "
+                "message_id from ops.outbox where status = 'sent' and kind = 'campaign_mail' "
+                "order by tenant_code, outbox_id"
+            )
+        ).all()
+    files = _eml_by_message_id(mail_dir, {row.message_id for row in examples})
+    table = Table(title=f"One rendered mail per tenant (.eml files in {mail_dir})")
+    for column in ("tenant", "campaign", "step", "language", "file"):
+        table.add_column(column)
+    for row in examples:
+        found = files.get(row.message_id)
+        table.add_row(
+            row.tenant_code, row.campaign_id, row.step_id, row.language or "-",
+            found.name if found else "(not found)",
+        )  # fmt: skip
+    console.print(table)
+
+
+def _sent_per_campaign(connection) -> Table:
+    rows = connection.execute(
+        sa.text(
+            "select campaign_id, tenant_code, language, count(*) from ops.outbox "
+            "where status = 'sent' and kind = 'campaign_mail' group by 1, 2, 3 order by 1, 2, 3"
+        )
+    ).all()
+    table = Table(title="Campaign mails sent (ops.outbox) per campaign, tenant and language")
+    for column in ("campaign", "tenant", "language", "mails"):
+        table.add_column(column, justify="right" if column == "mails" else "left")
+    for campaign_id, tenant, language, count in rows:
+        table.add_row(campaign_id, tenant or "-", language or "-", f"{count:,}")
+    return table
+
+
+def _not_sent(connection) -> Table:
+    rows = connection.execute(
+        sa.text(
+            "select status, coalesce(status_reason, deferred_reason, '') as why, count(*) "
+            "from ops.outbox where status <> 'sent' group by 1, 2 order by 1, 2"
+        )
+    ).all()
+    table = Table(title="Outbox rows not sent (yet), and why")
+    for column in ("status", "reason", "rows"):
+        table.add_column(column, justify="right" if column == "rows" else "left")
+    for status, why, count in rows:
+        table.add_row(status, why, f"{count:,}")
+    return table
+
+
+def _eml_by_message_id(mail_dir: Path, wanted: set[str]) -> dict[str, Path]:
+    """The .eml file of each wanted Message-ID (the sink names files by arrival)."""
+    from email.parser import BytesHeaderParser
+
+    found = {}
+    parser = BytesHeaderParser()
+    for path in sorted(mail_dir.glob("*.eml")):
+        with path.open("rb") as handle:
+            message_id = parser.parse(handle).get("Message-ID", "").strip()
+        if message_id in wanted:
+            found[message_id] = path
+    return found
 
 
 def print_campaigns(console: Console, engine, config, now: dt.datetime) -> None:
