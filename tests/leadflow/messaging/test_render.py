@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
 import re
 from pathlib import Path
 
+import lxml.html
 import pytest
 
 from leadflow.messaging import links
@@ -13,8 +15,9 @@ from leadflow.messaging.render import (
     RenderError,
     TemplateSecurityError,
     TranslationHeld,
+    _whitespace_controlled,
 )
-from leadflow.messaging.templates import Templates
+from leadflow.messaging.templates import Templates, html_environment
 from tests.leadflow.messaging.render_helpers import (
     SECRET,
     MarkingTranslator,
@@ -163,16 +166,17 @@ def test_language_is_the_contacts_if_the_tenant_offers_it(config, templates):
 def test_human_translations_win_and_the_rest_is_translated(config, templates):
     translator = MarkingTranslator()
     mail = renderer(config, templates, translator).render(
-        outbox_row("onboarding", "welcome", "fr"), contact(language="fr")
+        outbox_row("cross_sell", "cleaning_guide", "fr"), contact(language="fr")
     )
-    assert mail.subject == "Bienvenue chez Steinhoff – vos premiers pas"
-    assert "merci pour votre commande" in html_text(mail.html)
-    # The two blocks have no French version: their title and body went to the translator,
-    # with the tenant's formality.
-    assert "[fr] Die ersten Schritte mit Ihrer HydroStat" in mail.html
-    assert "[fr] Unsere Service-Hotline" in mail.html
+    assert mail.subject == "Votre guide : nettoyer une HydroStat en cinq étapes"
+    assert "voici notre guide étape par étape" in html_text(mail.html)
+    assert "Le nettoyage en cinq étapes" in mail.html  # the block's human French version
+    # hydroclean_product has no French version: its title, alt text and body went to the
+    # translator, with the tenant's formality.
+    assert "[fr] HydroClean Konzentrat 10 l und 25 l" in mail.html
+    assert "[fr] HydroClean Kanister" in mail.html
     assert {call[1:] for call in translator.calls} == {("fr", "more")}
-    assert len(translator.calls) == 4
+    assert len(translator.calls) == 3
 
 
 def test_template_code_never_reaches_the_translator(config, templates):
@@ -425,3 +429,171 @@ def test_preview_never_counts(config, templates, monkeypatch):
     assert "https://go.steinhoff-hydraulik.example/u/preview" in mail.html
     with pytest.raises(links.InvalidToken):
         links.verify("preview", SECRET, purpose="unsubscribe")
+
+
+# --- prepared variants ---------------------------------------------------------------------
+
+
+class FullRenderer(Renderer):
+    """Renders every mail step by step (the reference the prepared variants must match)."""
+
+    def _variant(self, mail):
+        return None
+
+
+def _comparable(mail, base="https://go.steinhoff-hydraulik.example"):
+    """A mail with its tokens blanked and its HTML re-serialised (Jinja writes `'` as
+    `&#39;` where css_inline writes `'`: the same document)."""
+    tokens = re.compile(re.escape(base) + r"/([couv])/" + TOKEN)
+
+    def plain(text):
+        return tokens.sub(lambda match: f"{base}/{match.group(1)}/-", text)
+
+    html = lxml.html.tostring(lxml.html.document_fromstring(plain(mail.html)), encoding="unicode")
+    links = [(link.url, link.tag) for link in mail.links]
+    return mail.subject, mail.language, plain(mail.text), html, links
+
+
+def test_prepared_variants_render_what_the_full_rendering_renders(config, templates):
+    prepared = renderer(config, templates)
+    full = FullRenderer(config, MarkingTranslator(), templates=templates)
+    people = [
+        contact(),
+        contact(last_name="O'Brien", first_name="Seán", account_name="Müller & Söhne <GmbH>"),
+        contact(salutation=None, first_name=None, account_name=None),
+        contact(salutation="mr", last_name="Rossi", first_name='"Quoted"  spaced'),
+    ]
+    compared = 0
+    for campaign in config.campaigns.values():
+        for index, kind, message in campaign.messages():
+            row_kind = "campaign_mail" if kind == "send" else "owner_notification"
+            for code in campaign.tenants:
+                for language in config.tenant(code).languages:
+                    row = outbox_row(
+                        campaign.id, message, code, kind=row_kind, step_id=campaign.steps[index].id
+                    )
+                    for person in people:
+                        person = person | {"language": language}
+                        where = f"{campaign.id}/{message} {code} {language} {person}"
+                        assert _comparable(prepared.render(row, person)) == _comparable(
+                            full.render(row, person)
+                        ), where
+                        compared += 1
+    assert compared == 180 * len(people)
+    # Every campaign mail is prepared; the three notifications to sales reps list the
+    # contact in a table (their text part lays the table out by the cell widths), so they
+    # are rendered step by step.
+    in_full = prepared.rendered_in_full()
+    assert set(in_full.values()) == {"template code inside a table"}
+    assert {name.split()[0] for name in in_full} == {
+        "ebook_nurture/owner_qualified_lead",
+        "fair_followup/owner_fair_lead",
+        "upsell_hs3000/owner_upgrade_interest",
+    }
+
+
+def test_each_recipient_of_a_variant_gets_their_own_mail(config, templates):
+    render = renderer(config, templates)
+    first_row = outbox_row("upsell_hs3000", "hs2000_vs_hs3000", "hq")
+    second_row = first_row | {"outbox_id": 4712, "contact_id": "C-2"}
+    first = render.render(first_row, contact())
+    second = render.render(
+        second_row, contact(contact_id="C-2", salutation="Herr", last_name="Krüger")
+    )
+    third = render.render(
+        second_row | {"outbox_id": 4713}, contact(salutation=None, last_name="Weber")
+    )
+    assert render.rendered_in_full() == {}  # the 2nd and 3rd mail came from the variant
+    assert first.text.startswith("Sehr geehrte Frau Dubois,\n")
+    assert second.text.startswith("Sehr geehrter Herr Krüger,\n")
+    assert third.text.startswith("Guten Tag,\n")
+    assert "Sehr geehrter Herr Krüger," in second.html and "Dubois" not in second.html
+    # Own unsubscribe, view and pixel tokens: each verifies to its own outbox row.
+    for mail, outbox_id, contact_id in ((first, 4711, "C-1"), (second, 4712, "C-2")):
+        (unsubscribe,) = re.findall(r"/u/" + TOKEN + '"', mail.html)
+        assert links.verify(unsubscribe, SECRET, purpose="unsubscribe") == {
+            "outbox_id": outbox_id,
+            "contact_id": contact_id,
+        }
+        (pixel,) = re.findall(r"/o/" + TOKEN + r"\.gif", mail.html)
+        assert links.verify(pixel, SECRET, purpose="open")["outbox_id"] == outbox_id
+        assert f"/u/{unsubscribe}" in mail.text
+    # Own link ids for the same five links, and the click URLs lead to them.
+    assert [(link.url, link.tag) for link in first.links] == [
+        (link.url, link.tag) for link in second.links
+    ]
+    assert len(first.links) == len(second.links) == 5
+    ids = [{link.link_id for link in mail.links} for mail in (first, second, third)]
+    assert len(ids[0] | ids[1] | ids[2]) == 15
+    clicks = re.findall(r"/c/" + TOKEN + '"', second.html)
+    assert {links.verify(token, SECRET, purpose="click")["link_id"] for token in clicks} == ids[1]
+
+
+def test_a_block_changed_after_preparing_is_seen_by_a_new_renderer(editable):
+    block = Path(editable.templates_dir).parent / "content" / "comparison_table.yaml"
+    row = outbox_row("upsell_hs3000", "hs2000_vs_hs3000", "hq")
+    before = renderer(editable)
+    assert "ca. 25 min" in before.render(row, contact()).html  # the variant is prepared
+    block.write_text(block.read_text().replace("ca. 25 min", "ca. 20 min"))
+    # The renderer keeps what it loaded and prepared; a new renderer reads the files again.
+    assert "ca. 25 min" in before.render(row, contact(last_name="Weber")).html
+    after = renderer(editable)
+    first, second = (after.render(row, contact(last_name=name)) for name in ("Weber", "Roth"))
+    for mail in (first, second):
+        assert "ca. 20 min" in mail.html and "ca. 25 min" not in mail.html
+        assert "ca. 20 min" in mail.text
+    assert before.rendered_in_full() == after.rendered_in_full() == {}
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (
+            "<p>Hallo</p>{% set key = 'service_hotline' %}{{ content(key) }}",
+            "the body chooses content blocks at run time",
+        ),
+        ("<p>{{ contact.account_name | safe }}</p>", "the body uses |safe"),
+        (
+            '<p><a href="https://www.steinhoff-hydraulik.example/k/{{ contact.contact_id }}">'
+            "Ihr Konto</a></p>",
+            "template code in a href attribute",
+        ),
+    ],
+)
+def test_bodies_a_variant_cannot_follow_are_rendered_step_by_step(editable, body, reason):
+    _replace_body(editable, "loyalty", "survey_reminder", body)
+    render = renderer(editable)
+    row = outbox_row("loyalty", "survey_reminder")
+    mails = [render.render(row, contact(account_name=name)) for name in ("A & B", "C")]
+    assert render.rendered_in_full() == {"loyalty/survey_reminder hq de": reason}
+    full = FullRenderer(editable, MarkingTranslator())
+    for mail, name in zip(mails, ("A & B", "C"), strict=True):
+        assert _comparable(mail) == _comparable(full.render(row, contact(account_name=name)))
+        assert mail.links and "data-tag" not in mail.html
+
+
+def test_whitespace_control_is_applied_as_jinja_applies_it():
+    """The prepared body carries Jinja's trimming with it (the text part of `bei
+    {{ account }}{% endif %}⏎steht` must read as the HTML does)."""
+    environment = html_environment()
+    untrimmed = environment.overlay(trim_blocks=False, lstrip_blocks=False)
+    atoms = [
+        "a", " ", "\n", "  ", "\t", "{{ v }}", "{#c#}", "{{- v }}", "{{ v -}}",
+        "{% if x %}", "{%- if x %}", "{%+ if x %}", "{% endif %}", "{% endif -%}", "{% endif +%}",
+    ]  # fmt: skip
+    generator = random.Random(5)
+    sources = ["bei {% if x %}{{ v }}{% endif %}\nsteht\n", "  {% if x %}\n  a\n  {% endif %}\n"]
+    for _ in range(400):
+        parts, opened = [], 0
+        for atom in generator.choices(atoms, k=generator.randint(1, 10)):
+            if "endif" in atom and not opened:
+                continue
+            opened += ("if x" in atom) - ("endif" in atom)
+            parts.append(atom)
+        sources.append("".join(parts) + "{% endif %}" * opened)
+    for source in sources:
+        prepared = "".join(_whitespace_controlled(source))
+        prepared += "\n" if prepared.endswith("\n") else ""
+        for x in (True, False):
+            expected = environment.from_string(source).render(x=x, v="V")
+            assert untrimmed.from_string(prepared).render(x=x, v="V") == expected, source
