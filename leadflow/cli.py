@@ -18,6 +18,7 @@ from rich.table import Table
 from leadflow.errors import LeadflowError
 from leadflow.messaging.bounces_cli import bounces_ingest_command
 from leadflow.messaging.cli import dispatch_command
+from leadflow.tracking.cli import tracking_app
 
 console = Console()
 err_console = Console(stderr=True)
@@ -609,6 +610,11 @@ def campaign_diagram(
 
 # The command's options live with the code it runs.
 app.command("dispatch")(dispatch_command)
+
+
+# --- tracking ---------------------------------------------------------------------------
+
+app.add_typer(tracking_app, name="tracking")
 
 
 # --- bounces ----------------------------------------------------------------------------

@@ -1,0 +1,459 @@
+"""The mail tracking routes: open pixel, click redirect, one-click unsubscribe, preferences.
+
+Every route takes a token minted by `leadflow.messaging.links` and checks it with the
+tracking secret and the route's purpose before anything else; a forged, altered or
+wrong-purpose token records nothing.
+
+- `GET /o/{token}.gif` — the open pixel. Always answers the 43-byte transparent GIF with
+  no-cache headers, whatever happens (a mail client shows a broken image otherwise); it
+  records an `email_open` with the campaign, step and contact of the `ops.outbox` row only
+  when the token is genuine and the row exists.
+- `GET /c/{token}` — the click redirect. The token names an `ops.links` row; the answer is
+  a 302 to exactly the URL stored in that row, and nothing else can ever be a redirect
+  target (no open redirect): the URL is never read from the request. A bad token, an
+  unknown link or a stored URL that is not http(s) gets a 404 without Location. Records
+  `email_click` with link id and tag.
+- `GET /u/{token}` — a confirmation page with a form; changes nothing (mail scanners fetch
+  every link of a mail, and must not unsubscribe anyone).
+- `POST /u/{token}` with `List-Unsubscribe=One-Click` (RFC 8058, what mail clients send for
+  the List-Unsubscribe-Post header, and what the confirmation form posts): suppresses the
+  address in scope `all` (`ops.suppressions`, reason `unsubscribe`), sets the contact's
+  consent to `objected` and records an `unsubscribe` event — one transaction, committed
+  before the answer: `200` with a short page, no redirect, no cookies. Repeating it changes
+  nothing more and records no second event.
+- `GET|POST /preferences/{token}` (the same unsubscribe token): unsubscribe from all
+  marketing mail or from one tenant's mail only (scope = the tenant code; consent stays as
+  it is, since the contact objected to one sender, not to all).
+
+Open and click events go through the buffered EventWriter (fast answers, batched COPY);
+the lookups behind them (`ops.links`, `ops.outbox`) are cached, since a sent mail's links
+and outbox row never change. Machine traffic is flagged by `leadflow.tracking.machine`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import psycopg
+import sqlalchemy as sa
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.engine import Connection, Engine
+from starlette.concurrency import run_in_threadpool
+
+from leadflow.errors import LeadflowError
+from leadflow.messaging import links, suppression
+from leadflow.tracking.writer import insert_events
+from leadflow.warehouse.engine import connection_params
+
+log = logging.getLogger(__name__)
+
+# The smallest transparent GIF: 1×1, one transparent palette entry (43 bytes).
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
+NO_STORE = {
+    "Cache-Control": "no-store, no-cache, must-revalidate, max-age=0, private",
+    "Pragma": "no-cache",
+    "Expires": "0",
+}
+ONE_CLICK = "One-Click"
+CACHE_SIZE = 100_000
+MAX_USER_AGENT = 512
+
+router = APIRouter(tags=["mail tracking"])
+
+
+@dataclass(frozen=True)
+class Link:
+    link_id: str
+    url: str
+    tag: str | None
+    outbox_id: int | None
+    campaign_id: str | None
+    step_id: str | None
+    contact_id: str | None
+    sent_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class Mail:
+    outbox_id: int
+    campaign_id: str
+    step_id: str
+    contact_id: str
+    tenant_code: str | None
+
+
+class Lookups:
+    """`ops.links` and `ops.outbox` rows by id, cached: a sent mail's rows never change.
+
+    Only found rows are cached (a missing row may still be written); the oldest entry goes
+    when the cache is full. A miss is one prepared query on a psycopg connection of the
+    worker thread that runs it (no pool checkout, no ping: this is the hot path of every
+    first open and every click); a failed query drops that connection.
+    """
+
+    def __init__(self, engine: Engine, size: int = CACHE_SIZE) -> None:
+        self.engine = engine
+        self.size = size
+        self._links: dict[str, Link] = {}
+        self._mails: dict[int, Mail] = {}
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[psycopg.Connection] = []
+
+    async def link(self, link_id: str) -> Link | None:
+        found = self._links.get(link_id)
+        if found is None:
+            row = await run_in_threadpool(self._query, LINK_QUERY, link_id)
+            if row is not None:
+                found = Link(*row)
+                _remember(self._links, link_id, found, self.size)
+        return found
+
+    async def mail(self, outbox_id: int) -> Mail | None:
+        found = self._mails.get(outbox_id)
+        if found is None:
+            row = await run_in_threadpool(self._query, MAIL_QUERY, outbox_id)
+            if row is not None:
+                found = Mail(*row)
+                _remember(self._mails, outbox_id, found, self.size)
+        return found
+
+    def _query(self, query: str, key: Any) -> tuple | None:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = self._connect()
+        try:
+            with connection.cursor() as cursor:
+                return cursor.execute(query, (key,), prepare=True).fetchone()
+        except Exception:
+            self._local.connection = None
+            self._forget(connection)
+            raise
+
+    def _connect(self) -> psycopg.Connection:
+        # Outside the engine's pool: each worker thread keeps its own connection.
+        conninfo = connection_params(self.engine.url).libpq_url()
+        connection = psycopg.connect(conninfo, autocommit=True)
+        with self._lock:
+            self._connections.append(connection)
+        return connection
+
+    def _forget(self, connection: psycopg.Connection) -> None:
+        with self._lock:
+            if connection in self._connections:
+                self._connections.remove(connection)
+        connection.close()
+
+    def close(self) -> None:
+        """Close the worker threads' connections (the service's shutdown)."""
+        with self._lock:
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            connection.close()
+
+
+LINK_QUERY = (
+    "select l.link_id, l.url, l.tag, l.outbox_id, l.campaign_id, l.step_id, l.contact_id, "
+    "o.sent_at from ops.links l left join ops.outbox o on o.outbox_id = l.outbox_id "
+    "where l.link_id = %s"
+)
+MAIL_QUERY = (
+    "select outbox_id, campaign_id, step_id, contact_id, tenant_code from ops.outbox "
+    "where outbox_id = %s"
+)
+
+
+def load_mail(connection: Connection, outbox_id: int) -> Mail | None:
+    statement = sa.text(
+        "select outbox_id, campaign_id, step_id, contact_id, tenant_code "
+        "from ops.outbox where outbox_id = :outbox_id"
+    )
+    row = connection.execute(statement, {"outbox_id": outbox_id}).first()
+    return None if row is None else Mail(**row._mapping)
+
+
+def _remember(cache: dict, key: Any, value: Any, size: int) -> None:
+    if len(cache) >= size:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
+
+
+# --- open pixel and click ----------------------------------------------------------------
+
+
+@router.get(
+    "/o/{token}.gif",
+    response_class=Response,
+    responses={200: {"content": {"image/gif": {}}, "description": "A transparent pixel."}},
+    summary="Open pixel",
+)
+async def open_pixel(token: str, request: Request) -> Response:
+    """Always the transparent GIF; records `email_open` for a genuine token."""
+    try:
+        await _record_open(token, request)
+    except Exception:  # the pixel is answered whatever recording does
+        log.exception("recording an open failed")
+    return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
+
+
+async def _record_open(token: str, request: Request) -> None:
+    state = request.app.state
+    payload = _verified(token, state, "open")
+    if payload is None:
+        return
+    outbox_id = _int(payload.get("outbox_id"))
+    mail = await state.lookups.mail(outbox_id) if outbox_id is not None else None
+    if mail is None:
+        return
+    now = dt.datetime.now(dt.UTC)
+    user_agent, ip = _client(request)
+    reason = state.machine_rules.reason("open", user_agent=user_agent, ip=ip)
+    state.writer.add(
+        {
+            "event_type": "email_open",
+            "occurred_at": now,
+            "contact_id": mail.contact_id,
+            "campaign_id": mail.campaign_id,
+            "step_id": mail.step_id,
+            "is_machine": reason is not None,
+            "user_agent": user_agent,
+            "properties": _properties(mail.outbox_id, reason),
+        }
+    )
+
+
+@router.get(
+    "/c/{token}",
+    response_class=Response,
+    status_code=302,
+    responses={
+        302: {"description": "Redirect to the URL stored for the link."},
+        404: {"description": "Unknown or invalid link."},
+    },
+    summary="Click redirect",
+)
+async def click(token: str, request: Request) -> Response:
+    """302 to the URL stored for the token's link; 404 for anything else."""
+    state = request.app.state
+    payload = _verified(token, state, "click")
+    link_id = payload.get("link_id") if payload else None
+    link = await state.lookups.link(link_id) if isinstance(link_id, str) else None
+    if link is None or not _redirectable(link.url):
+        return _not_found()
+    try:
+        _record_click(link, request)
+    except Exception:  # the person still gets where the link goes
+        log.exception("recording a click failed")
+    headers = {"Location": link.url, "Referrer-Policy": "no-referrer", **NO_STORE}
+    return Response(status_code=302, headers=headers)
+
+
+def _record_click(link: Link, request: Request) -> None:
+    state = request.app.state
+    now = dt.datetime.now(dt.UTC)
+    user_agent, ip = _client(request)
+    reason = state.machine_rules.reason(
+        "click",
+        user_agent=user_agent,
+        ip=ip,
+        occurred_at=now,
+        sent_at=link.sent_at,
+        link_tag=link.tag,
+    )
+    state.writer.add(
+        {
+            "event_type": "email_click",
+            "occurred_at": now,
+            "contact_id": link.contact_id,
+            "campaign_id": link.campaign_id,
+            "step_id": link.step_id,
+            "link_id": link.link_id,
+            "link_tag": link.tag,
+            "url": link.url,
+            "is_machine": reason is not None,
+            "user_agent": user_agent,
+            "properties": _properties(link.outbox_id, reason),
+        }
+    )
+
+
+def _redirectable(url: str) -> bool:
+    """Only absolute http(s) URLs with a host: a damaged row must not become a redirect."""
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+# --- unsubscribe and preferences ----------------------------------------------------------
+
+
+class UnsubscribeError(LeadflowError):
+    """The token is genuine but its contact is gone."""
+
+
+@router.get("/u/{token}", response_class=HTMLResponse, summary="Unsubscribe confirmation page")
+def unsubscribe_page(token: str, request: Request) -> HTMLResponse:
+    """A page with a button that posts the one-click form; changes nothing."""
+    if _verified(token, request.app.state, "unsubscribe") is None:
+        return _not_found_page()
+    body = (
+        "<h1>Unsubscribe</h1><p>Do you want to stop receiving marketing e-mail from us?</p>"
+        '<form method="post" action="">'
+        f'<input type="hidden" name="List-Unsubscribe" value="{ONE_CLICK}">'
+        '<button type="submit">Unsubscribe</button></form>'
+    )
+    return _page("Unsubscribe", body)
+
+
+@router.post(
+    "/u/{token}",
+    response_class=HTMLResponse,
+    responses={400: {"description": "Not a one-click request."}, 404: {"description": "Bad"}},
+    summary="One-click unsubscribe (RFC 8058)",
+)
+def unsubscribe_one_click(
+    token: str,
+    request: Request,
+    list_unsubscribe: Annotated[str | None, Form(alias="List-Unsubscribe")] = None,
+) -> HTMLResponse:
+    """Suppress the address for all marketing mail; committed before the answer."""
+    payload = _verified(token, request.app.state, "unsubscribe")
+    if payload is None:
+        return _not_found_page()
+    if list_unsubscribe != ONE_CLICK:
+        return _page("Unsubscribe", "<p>Expected List-Unsubscribe=One-Click.</p>", 400)
+    try:
+        unsubscribe(request.app.state.engine, payload, scope=suppression.ALL, method="one_click")
+    except UnsubscribeError:
+        return _not_found_page()
+    return _page("Unsubscribed", "<p>You will receive no more marketing e-mail from us.</p>")
+
+
+@router.get("/preferences/{token}", response_class=HTMLResponse, summary="Preference page")
+def preferences_page(token: str, request: Request) -> HTMLResponse:
+    state = request.app.state
+    if _verified(token, state, "unsubscribe") is None:
+        return _not_found_page()
+    options = [("all", "All marketing e-mail")] + [
+        (tenant.code, f"Only e-mail from {tenant.name}") for tenant in state.config.tenants
+    ]
+    radios = "".join(
+        f'<p><label><input type="radio" name="scope" value="{html.escape(code)}"'
+        f"{' checked' if code == 'all' else ''}> {html.escape(label)}</label></p>"
+        for code, label in options
+    )
+    body = (
+        "<h1>E-mail preferences</h1><p>Unsubscribe from:</p>"
+        f'<form method="post" action="">{radios}<button type="submit">Save</button></form>'
+    )
+    return _page("E-mail preferences", body)
+
+
+@router.post(
+    "/preferences/{token}",
+    response_class=HTMLResponse,
+    responses={400: {"description": "Unknown scope."}, 404: {"description": "Bad token."}},
+    summary="Save preferences",
+)
+def preferences_save(
+    token: str, request: Request, scope: Annotated[str, Form()] = suppression.ALL
+) -> HTMLResponse:
+    """Unsubscribe from all marketing mail (`all`) or from one tenant's (its code)."""
+    state = request.app.state
+    payload = _verified(token, state, "unsubscribe")
+    if payload is None:
+        return _not_found_page()
+    if scope != suppression.ALL and scope not in {tenant.code for tenant in state.config.tenants}:
+        return _page("E-mail preferences", "<p>Unknown choice.</p>", 400)
+    try:
+        unsubscribe(state.engine, payload, scope=scope, method="preference_page")
+    except UnsubscribeError:
+        return _not_found_page()
+    return _page("E-mail preferences", "<p>Your preferences are saved.</p>")
+
+
+def unsubscribe(engine: Engine, payload: dict[str, Any], *, scope: str, method: str) -> bool:
+    """Suppress the token's contact in `scope`, in one committed transaction; True when new.
+
+    Scope `all` also sets consent to `objected`. The `unsubscribe` event is written only
+    when the suppression is new, so a repeated request counts once.
+    """
+    contact_id = str(payload.get("contact_id", ""))
+    outbox_id = _int(payload.get("outbox_id"))
+    with engine.begin() as connection:
+        email = connection.execute(
+            sa.text("select email from raw.contacts where contact_id = :id"), {"id": contact_id}
+        ).scalar()
+        if email is None:
+            raise UnsubscribeError(f"contact {contact_id!r} does not exist")
+        mail = load_mail(connection, outbox_id) if outbox_id is not None else None
+        detail = {"outbox_id": outbox_id, "method": method, "contact_id": contact_id}
+        new = suppression.suppress(connection, email, "unsubscribe", method, scope, detail)
+        if scope == suppression.ALL:
+            connection.execute(
+                sa.text(
+                    "update raw.contacts set consent_status = 'objected', updated_at = now() "
+                    "where contact_id = :id and consent_status <> 'objected'"
+                ),
+                {"id": contact_id},
+            )
+        if new:
+            event = {
+                "event_type": "unsubscribe",
+                "contact_id": contact_id,
+                "campaign_id": mail.campaign_id if mail else None,
+                "step_id": mail.step_id if mail else None,
+                "properties": {"outbox_id": outbox_id, "scope": scope, "method": method},
+            }
+            insert_events(connection, [event])
+    return new
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _verified(token: str, state: Any, purpose: links.Purpose) -> dict[str, Any] | None:
+    """The payload of a genuine token for `purpose` (see leadflow.tracking.tokens), or None."""
+    return state.verifier.payload(token, purpose)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _client(request: Request) -> tuple[str | None, str | None]:
+    user_agent = request.headers.get("user-agent")
+    if user_agent is not None:
+        user_agent = user_agent[:MAX_USER_AGENT]
+    return user_agent, request.client.host if request.client else None
+
+
+def _properties(outbox_id: int | None, reason: str | None) -> dict[str, Any]:
+    properties: dict[str, Any] = {"outbox_id": outbox_id}
+    if reason is not None:
+        properties["machine_reason"] = reason
+    return properties
+
+
+def _not_found() -> Response:
+    return Response("Not found", status_code=404, media_type="text/plain", headers=NO_STORE)
+
+
+def _not_found_page() -> HTMLResponse:
+    return _page("Not found", "<p>This link is not valid.</p>", 404)
+
+
+def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
+    document = (
+        '<!doctype html><html><head><meta charset="utf-8">'
+        '<meta name="robots" content="noindex">'
+        f"<title>{html.escape(title)}</title></head><body>{body}</body></html>"
+    )
+    return HTMLResponse(document, status_code=status_code, headers=NO_STORE)
