@@ -1,18 +1,25 @@
 """Benchmark: the dispatcher against plain smtplib loops, on one local SMTP server.
 
     .venv/bin/python bench/dispatch.py [--messages 20000] [--concurrency 2]
+                                       [--group-size 20] [--composer real|simple]
 
 The SMTP server is aiosmtpd in a separate process (it counts what it receives, stores
 nothing). In the same run:
-- full dispatch: `--messages` personalised two-part mails (name, link, unsubscribe URL per
-  contact) claimed, checked, composed, sent and recorded by `leadflow.messaging.dispatch`;
+- full dispatch: `--messages` mails of the example campaign `onboarding`, message `welcome`
+  (with its content blocks), to contacts of the tenants hq (German and English), fr, it and
+  es, each claimed, checked for eligibility, rendered by the templates' `Renderer` (master
+  and derived template, content blocks, signed tracking links, inlined CSS, text part),
+  composed, sent and recorded by `leadflow.messaging.dispatch`;
 - (a) baseline: a raw smtplib loop on one reused connection sending the same number of
-  pre-built messages (bytes built before the clock starts). Target: full ≥ 50 % of it;
+  pre-built messages (the same mails, rendered before the clock starts). Target: full
+  ≥ 50 % of it;
 - (b) a new connection per message (connect, EHLO, send, QUIT: what yagmail's `send()`
   does), on a tenth of the messages. Target: full ≥ 3 × it;
 - (c) the rate limit: a dispatch with R = half the measured full rate (at most), over about
   15 seconds. Target: achieved rate within ±10 % of R.
-`LEADFLOW_BENCH_SCALE=0.1` sends a tenth.
+`--composer simple` swaps the renderer for string formatting (same dispatcher, same MIME
+building), to tell the renderer's share from the dispatcher's. `LEADFLOW_BENCH_SCALE=0.1`
+sends a tenth.
 """
 
 from __future__ import annotations
@@ -26,20 +33,37 @@ import subprocess
 import sys
 import textwrap
 import time
-from email.message import EmailMessage
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from _common import bench_database
 
 from leadflow import paths
 from leadflow.config import load_config
-from leadflow.messaging.dispatch import WIRE_POLICY, ComposedMessage, dispatch
+from leadflow.messaging.dispatch import (
+    DEFAULT_GROUP_SIZE,
+    ClaimedMessage,
+    dispatch,
+    prepare_message,
+    rendered_composer,
+)
 from leadflow.messaging.eligibility import ContactRelations
 
 DATABASE = "leadflow_bench_dispatch"
-NOW = dt.datetime(2026, 11, 25, 10, 0, tzinfo=dt.UTC)  # a Wednesday, inside hq's window
+NOW = dt.datetime(2026, 11, 25, 10, 0, tzinfo=dt.UTC)  # a Wednesday, inside every window
 DIM = "public.bench_dim_contacts"
 RELATIONS = ContactRelations(dim_contacts=DIM)
+CAMPAIGN, STEP, MESSAGE = "onboarding", "welcome", "welcome"
+CONTENT = ["hydrostat_first_steps", "service_hotline"]
+# Contact n gets variant n % 5: (tenant, language, salutation); every third has no last
+# name (neutral salutation).
+VARIANTS = [
+    ("hq", "de", "Herr"),
+    ("hq", "en", "Ms"),
+    ("fr", "fr", "Madame"),
+    ("it", "it", "Signor"),
+    ("es", "es", "Señora"),
+]
 
 SINK = textwrap.dedent(
     """
@@ -94,108 +118,190 @@ class Sink:
         self.process.wait(timeout=10)
 
 
-def compose(row, contact) -> ComposedMessage:
-    """A personalised two-part mail with one tracked link (the shape a renderer produces)."""
+# --- composers ---------------------------------------------------------------------------
+
+
+def real_composer(config):
+    """What `leadflow dispatch` uses: the templates' Renderer (no translation service: the
+    welcome mail and its blocks have human translations for every tenant language)."""
+    from leadflow.messaging.render import Renderer
+    from leadflow.messaging.translation import Translator
+
+    return rendered_composer(Renderer(config, Translator.disabled()).render)
+
+
+@dataclass(frozen=True)
+class Link:
+    link_id: str
+    url: str
+    tag: str | None = None
+
+
+@dataclass(frozen=True)
+class Formatted:
+    """A RenderedMessage made by string formatting (`--composer simple`)."""
+
+    subject: str
+    html: str
+    text: str
+    language: str
+    links: list[Link]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def simple_render(row, contact) -> Formatted:
+    """A personalised two-part mail with one tracked link, without templates."""
     name = contact.get("first_name") or "Kunde"
-    link_id = secrets.token_urlsafe(12)
-    url = f"https://go.steinhoff-hydraulik.example/c/{link_id}"
-    message = EmailMessage()
-    message["Subject"] = f"HydroStat 3000: Neuigkeiten für {name}"
-    message.set_content(f"Sehr geehrte/r {name},\n\ndie HydroStat 3000 ist da: {url}\n" * 3)
-    message.add_alternative(
-        f"<p>Sehr geehrte/r {name},</p><p>die HydroStat 3000 ist da: "
+    link = Link(secrets.token_urlsafe(12), "https://www.steinhoff-hydraulik.example/hs3000", "cta")
+    url = f"https://go.steinhoff-hydraulik.example/c/{link.link_id}"
+    return Formatted(
+        subject=f"HydroStat 3000: Neuigkeiten für {name}",
+        html=f"<p>Sehr geehrte/r {name},</p><p>die HydroStat 3000 ist da: "
         f"<a href='{url}'>mehr</a></p>" * 3,
-        subtype="html",
+        text=f"Sehr geehrte/r {name},\n\ndie HydroStat 3000 ist da: {url}\n" * 3,
+        language=contact.get("language") or "de",
+        links=[link],
     )
 
-    class Link:
-        pass
 
-    link = Link()
-    link.link_id, link.url, link.tag = link_id, url, "cta"
-    return ComposedMessage(message, contact.get("language") or "de", [link])
+def composer(kind: str, config):
+    return real_composer(config) if kind == "real" else rendered_composer(simple_render)
+
+
+# --- data --------------------------------------------------------------------------------
+
+
+def reset(engine: sa.Engine, messages: int) -> None:
+    """`messages` confirmed contacts of five tenant/language variants, one due welcome mail
+    each."""
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f"drop table if exists {DIM}")
+        connection.exec_driver_sql(
+            f"create table {DIM} (contact_id text primary key, tenant_code text, "
+            "customer_status text, account_name text)"
+        )
+        connection.exec_driver_sql(
+            "truncate ops.outbox, ops.links, ops.suppressions, raw.contacts cascade"
+        )
+        variants = sa.text(
+            "select * from unnest(cast(:tenants as text[]), cast(:languages as text[]), "
+            "cast(:salutations as text[])) with ordinality as v(tenant, language, salutation, k)"
+        )
+        parameters = {
+            "n": messages,
+            "variants": len(VARIANTS),
+            "tenants": [v[0] for v in VARIANTS],
+            "languages": [v[1] for v in VARIANTS],
+            "salutations": [v[2] for v in VARIANTS],
+            "now": NOW,
+            "campaign": CAMPAIGN,
+            "step": STEP,
+            "message": MESSAGE,
+            "content": CONTENT,
+        }
+        numbered = (
+            f"from generate_series(1, :n) as n join ({variants.text}) as v "
+            "on v.k = n % :variants + 1"
+        )
+        connection.execute(
+            sa.text(
+                "insert into raw.contacts (contact_id, email, consent_status, salutation, "
+                "first_name, last_name, language) select 'c' || n, 'c' || n || '@example.com', "
+                "'confirmed', v.salutation, 'Vorname' || n, "
+                "case when n % 3 = 0 then null else 'Nachname' || n end, v.language " + numbered
+            ),
+            parameters,
+        )
+        connection.execute(
+            sa.text(
+                f"insert into {DIM} select 'c' || n, v.tenant, 'new_customer', "
+                "'Firma ' || n || ' GmbH' " + numbered
+            ),
+            parameters,
+        )
+        connection.execute(
+            sa.text(
+                "insert into ops.outbox (kind, campaign_id, step_id, enrolment_id, step_seq, "
+                "contact_id, tenant_code, message, content, category, requested_at, "
+                "scheduled_at) select 'campaign_mail', :campaign, :step, n, 1, 'c' || n, "
+                "v.tenant, :message, cast(:content as text[]), 'marketing', :now, :now " + numbered
+            ),
+            parameters,
+        )
+        connection.exec_driver_sql("analyze ops.outbox")
+        connection.exec_driver_sql(f"analyze {DIM}")
 
 
 def unsubscribe_url(outbox_id: int, contact_id: str) -> str:
     return f"https://go.steinhoff-hydraulik.example/u/{outbox_id}.{secrets.token_urlsafe(16)}"
 
 
-def reset(engine: sa.Engine, messages: int) -> None:
-    """`messages` confirmed contacts, one due campaign mail each."""
-    with engine.begin() as connection:
-        connection.exec_driver_sql(f"drop table if exists {DIM}")
-        connection.exec_driver_sql(
-            f"create table {DIM} (contact_id text primary key, tenant_code text, "
-            "customer_status text, first_name text, language text)"
-        )
-        connection.exec_driver_sql(
-            "truncate ops.outbox, ops.links, ops.suppressions, raw.contacts cascade"
-        )
-        connection.execute(
-            sa.text(
-                "insert into raw.contacts (contact_id, email, consent_status, first_name, "
-                "language) select 'c' || n, 'c' || n || '@example.com', 'confirmed', "
-                "'Vorname' || n, 'de' from generate_series(1, :n) as n"
-            ),
-            {"n": messages},
-        )
-        connection.execute(
-            sa.text(
-                f"insert into {DIM} select 'c' || n, 'hq', 'lead', 'Vorname' || n, 'de' "
-                "from generate_series(1, :n) as n"
-            ),
-            {"n": messages},
-        )
-        connection.execute(
-            sa.text(
-                "insert into ops.outbox (kind, campaign_id, step_id, enrolment_id, step_seq, "
-                "contact_id, tenant_code, message, category, requested_at, scheduled_at) "
-                "select 'campaign_mail', 'bench', 'send', n, 1, 'c' || n, 'hq', 'launch', "
-                "'marketing', :now, :now from generate_series(1, :n) as n"
-            ),
-            {"n": messages, "now": NOW},
-        )
-        connection.exec_driver_sql("analyze ops.outbox")
+# --- the runs ----------------------------------------------------------------------------
 
 
-def full_dispatch(engine, config, sink: Sink, concurrency: int, rate=None, limit=None):
+def full_dispatch(engine, config, sink: Sink, args, compose, rate=None, limit=None):
     return dispatch(
         engine,
         config,
         NOW,
         compose=compose,
         smtp_url=sink.url,
-        concurrency=concurrency,
+        concurrency=args.concurrency,
         rate_per_minute=rate,
         batch_size=200,
         max_messages=limit,
         unsubscribe_url=unsubscribe_url,
         relations=RELATIONS,
+        group_size=args.group_size,
     )
 
 
-def prebuilt(messages: int) -> list[bytes]:
-    row = {"message": "launch"}
-    return [
-        compose(row, {"first_name": f"Vorname{n}"}).message.as_bytes(policy=WIRE_POLICY)
-        for n in range(messages)
-    ]
+def prebuilt(engine, config, compose, messages: int) -> list[tuple[str, str, bytes]]:
+    """(sender, recipient, bytes) of the same mails the full dispatch sent, built with the
+    dispatcher's own `prepare` (render, compose, addressing) before any clock starts."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text("select * from ops.outbox order by outbox_id limit :n"), {"n": messages}
+        ).mappings()
+        rows = [dict(row) for row in rows]
+        contacts = {
+            row["contact_id"]: dict(row)
+            for row in connection.execute(
+                sa.text(
+                    f"select * from raw.contacts join {DIM} using (contact_id) "
+                    "where contact_id = any(:ids)"
+                ),
+                {"ids": [row["contact_id"] for row in rows]},
+            ).mappings()
+        }
+    built = []
+    for row in rows:
+        contact = contacts[row["contact_id"]]
+        prepared = prepare_message(
+            ClaimedMessage(row, contact, contact["email"]),
+            config=config,
+            compose=compose,
+            unsubscribe_url=unsubscribe_url,
+            date=NOW,
+        )
+        built.append((prepared.sender, prepared.recipient, prepared.data))
+    return built
 
 
-def raw_loop(sink: Sink, data: list[bytes]) -> float:
+def raw_loop(sink: Sink, data: list[tuple[str, str, bytes]]) -> float:
     started = time.perf_counter()
     with smtplib.SMTP("127.0.0.1", sink.port) as client:
-        for number, message in enumerate(data):
-            client.sendmail("info@steinhoff-hydraulik.example", [f"c{number}@example.com"], message)
+        for sender, recipient, message in data:
+            client.sendmail(sender, [recipient], message)
     return time.perf_counter() - started
 
 
-def connection_per_message(sink: Sink, data: list[bytes]) -> float:
+def connection_per_message(sink: Sink, data: list[tuple[str, str, bytes]]) -> float:
     started = time.perf_counter()
-    for number, message in enumerate(data):
+    for sender, recipient, message in data:
         with smtplib.SMTP("127.0.0.1", sink.port) as client:
             client.ehlo()
-            client.sendmail("info@steinhoff-hydraulik.example", [f"c{number}@example.com"], message)
+            client.sendmail(sender, [recipient], message)
     return time.perf_counter() - started
 
 
@@ -204,8 +310,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=max(200, int(20_000 * scale)))
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--group-size", type=int, default=DEFAULT_GROUP_SIZE)
+    parser.add_argument("--composer", choices=("real", "simple"), default="real")
     args = parser.parse_args()
     messages = args.messages
+    # Signs the tracking links; any value does for a benchmark.
+    os.environ.setdefault("LEADFLOW_TRACKING_SECRET", "bench-" + secrets.token_hex(16))
 
     config = load_config(paths.PROJECT_ROOT / "include" / "config")
     engine = bench_database(DATABASE)
@@ -213,12 +323,15 @@ def main() -> None:
     try:
         reset(engine, messages)
         before = sink.received()
-        report = full_dispatch(engine, config, sink, args.concurrency)
+        report = full_dispatch(engine, config, sink, args, composer(args.composer, config))
         assert report.sent == messages, report.describe()
         assert sink.received() - before == messages
         full_rate = messages / report.elapsed_seconds
+        with engine.connect() as connection:
+            links = connection.execute(sa.text("select count(*) from ops.links")).scalar_one()
 
-        data = prebuilt(messages)
+        data = prebuilt(engine, config, composer(args.composer, config), messages)
+        size = sum(len(message) for _sender, _recipient, message in data) / len(data)
         raw_rate = messages / raw_loop(sink, data)
         few = data[: max(100, messages // 10)]
         reconnect_rate = len(few) / connection_per_message(sink, few)
@@ -227,13 +340,19 @@ def main() -> None:
         per_minute = target * 60
         limited_messages = int(target * 15)
         reset(engine, limited_messages)
-        limited = full_dispatch(engine, config, sink, args.concurrency, rate=per_minute)
+        limited = full_dispatch(
+            engine, config, sink, args, composer(args.composer, config), rate=per_minute
+        )
         achieved = limited.sent / limited.elapsed_seconds
     finally:
         sink.stop()
         engine.dispose()
 
-    print(f"messages: {messages}, concurrency {args.concurrency}, aiosmtpd in its own process")
+    print(
+        f"messages: {messages} ({args.composer} composer, {size / 1024:.1f} KiB each, "
+        f"{links} tracked links), concurrency {args.concurrency}, group size "
+        f"{args.group_size}, aiosmtpd in its own process"
+    )
     print(
         f"full dispatch:                   {full_rate:8.0f} msg/s  ({report.elapsed_seconds:.1f} s)"
     )

@@ -57,6 +57,14 @@ def dispatch_command(
         int | None, typer.Option("--rate", min=1, help="Messages per minute, all workers.")
     ] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Rows per claim.")] = None,
+    group_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Rows marked 'sending' and recorded together (default 20): the most a "
+            "crash can leave ambiguous per worker.",
+        ),
+    ] = None,
     now: Annotated[
         dt.datetime | None,
         typer.Option(help="Send what is due at this moment (UTC; default: now)."),
@@ -75,7 +83,7 @@ def dispatch_command(
     from leadflow import paths
     from leadflow.config import load_config
     from leadflow.messaging.delivery import smtp_server_from_env
-    from leadflow.messaging.dispatch import DispatchError, dispatch
+    from leadflow.messaging.dispatch import DEFAULT_GROUP_SIZE, DispatchError, dispatch
     from leadflow.warehouse.engine import get_engine
 
     moment = (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)
@@ -100,6 +108,7 @@ def dispatch_command(
             concurrency=concurrency or delivery.concurrency,
             rate_per_minute=rate or delivery.rate_limit_per_minute,
             batch_size=batch_size or delivery.batch_size,
+            group_size=group_size or DEFAULT_GROUP_SIZE,
             dry_run=dry,
             max_messages=limit,
         )

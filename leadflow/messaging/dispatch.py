@@ -10,6 +10,9 @@ and tracked links. The templates' renderer plugs in through `rendered_composer`:
 
     compose = rendered_composer(Renderer(config, translator).render)
 
+which writes the MIME bytes itself (`mime_alternative`): building an EmailMessage and
+serialising it cost more than everything else the dispatcher does for a mail.
+
 A row's life (the statuses of migration 0006):
 
     pending ──claim──▶ claimed ──▶ sending ──SMTP 250──▶ sent
@@ -25,27 +28,41 @@ Why nothing is sent twice and nothing is lost:
 1. **Claim**: one transaction selects due rows `FOR UPDATE SKIP LOCKED` (so concurrent
    dispatchers take disjoint rows), decides eligibility for exactly those rows, and marks
    the eligible ones `claimed` by this worker with a lease.
-2. **Intent before the send**: the Message-ID is generated and stored, and the row set to
-   `sending`, in a transaction committed *before* the SMTP transaction starts. That update
-   is fenced (`where status = 'claimed' and claimed_by = <this worker>`): a worker whose
-   claim was taken back (its lease ran out and another dispatcher took the row) sends
-   nothing.
-3. **Result after the send**: `sent` (with the server's answer) or a failure is recorded
-   right after, again fenced by `claimed_by`.
+2. **Intent before the send**: a worker sends a claimed batch in groups of `group_size`
+   rows (default 20). For a group, the Message-IDs are generated and stored, and the rows
+   set to `sending`, in one statement committed *before* the first SMTP transaction of the
+   group starts. That update is fenced (`where status = 'claimed' and claimed_by = <this
+   worker>`): a worker whose claim was taken back (its lease ran out and another
+   dispatcher took the row) sends nothing for that row.
+3. **Result after the send**: the group's mails go out one after another on the worker's
+   connection; then the `sent` ones (with the server's answers) are recorded in one
+   statement, failures one by one, again fenced by `claimed_by`. Rows the worker did not
+   get to (the run stopped, the server became unreachable) go back to `claimed`.
 4. **Recovery** at the start of every run: a `claimed` row whose lease has run out was never
    handed to SMTP (step 2 did not commit) and goes back to `pending`. A `sending` row whose
    lease has run out crashed between steps 2 and 3: the server may have accepted it. It
-   becomes `ambiguous` — reported, never re-sent automatically. That window is one SMTP
-   transaction long, so at most `concurrency` rows per crash.
+   becomes `ambiguous` — reported, never re-sent automatically. So a crash flags at most
+   `group_size` rows per worker ambiguous (some of them possibly never sent); a mail can
+   reach the server twice only if its row is among them, never otherwise.
+   Why groups: two database round trips per mail cost as much as the SMTP transaction
+   itself; per group of 20 they are a tenth of it, and the dispatcher sends about twice as
+   many mails a second (docs/decisions.md). `group_size=1` gives the narrowest window.
+   Under a slow rate limit a group is made smaller, so that it never takes more than a
+   quarter of the lease (`paced_group_size`).
 
 Time: a run's clock starts at `now` and advances with the real (monotonic) clock, so a
 run at the current time records real times and a test run at a fixed moment records that
 moment plus the seconds it took. Due means `scheduled_at <= now` and `next_attempt_at` unset
-or passed; leases are `lease` after the claim (and after the `sending` mark).
+or passed; leases are `lease` after the claim (and after a group's `sending` mark).
 
 Workers: `concurrency` threads, each with its own SMTP connection (opened once, reused,
-re-opened when the server drops it) claiming batches of `batch_size` until no due row is
-left or `max_messages` rows were taken; one token bucket shared by all (`rate_per_minute`).
+re-opened when the server drops it) and its own database connection, claiming batches of
+`batch_size` until no due row is left or `max_messages` rows were taken; one token bucket
+shared by all (`rate_per_minute`), from which a worker reserves the slots of a whole group
+before sending it (so the workers take turns instead of losing slots while both compose).
+Threads, not processes: the worker threads spend most of
+their time waiting for the SMTP server and PostgreSQL, and a finer GIL switch interval
+changed nothing measurable (docs/decisions.md).
 An unexpected error in a worker (or an unreachable server) stops every worker; the rows
 they still hold go back to `pending`; `dispatch` then raises `DispatchError` carrying the
 report.
@@ -65,9 +82,11 @@ the outbox would consume its rows). The dry run holds its row locks until it end
 
 from __future__ import annotations
 
+import binascii
 import datetime as dt
 import email.policy
 import os
+import secrets
 import socket
 import threading
 import time
@@ -106,6 +125,7 @@ from leadflow.messaging.eligibility import (
 # would be folded into RFC 2047 encoded words, which no mail client reads as a URL.
 WIRE_POLICY = email.policy.SMTP.clone(max_line_length=998)
 DEFAULT_LEASE = dt.timedelta(minutes=10)
+DEFAULT_GROUP_SIZE = 20
 ADDRESSING_HEADERS = (
     "From",
     "To",
@@ -135,11 +155,14 @@ class DispatchError(LeadflowError):
 class ComposedMessage:
     """A composed mail with what the dispatcher records besides it.
 
+    `message`: an `EmailMessage`, or the mail already as bytes (its own headers such as
+    Subject and MIME-Version, a blank line, the body; CRLF line ends; none of the
+    dispatcher's addressing headers) as `mime_alternative` builds it.
     `links`: objects with `link_id`, `url` and `tag` (the renderer's TrackedLink), written
     to ops.links when the mail is sent.
     """
 
-    message: EmailMessage
+    message: EmailMessage | bytes
     language: str | None = None
     links: Sequence[Any] = ()
 
@@ -154,15 +177,108 @@ def rendered_composer(render: Callable[[Row, Row], Any]) -> Compose:
 
     def compose(row: Row, contact: Row) -> ComposedMessage:
         rendered = render(row, contact)
-        message = EmailMessage()
-        message["Subject"] = rendered.subject
-        for name, value in (rendered.headers or {}).items():
-            message[name] = value
-        message.set_content(rendered.text)
-        message.add_alternative(rendered.html, subtype="html")
-        return ComposedMessage(message, rendered.language, list(rendered.links or ()))
+        data = mime_alternative(
+            rendered.subject, rendered.text, rendered.html, rendered.headers or {}
+        )
+        return ComposedMessage(data, rendered.language, list(rendered.links or ()))
 
     return compose
+
+
+# Headers that `mime_alternative` writes itself, or that are the dispatcher's: a renderer's
+# extra headers cannot replace them.
+_OWN_HEADERS = frozenset(
+    name.lower()
+    for name in (
+        *ADDRESSING_HEADERS,
+        "Subject",
+        "MIME-Version",
+        "Content-Type",
+        "Content-Transfer-Encoding",
+    )
+)
+
+
+def mime_alternative(
+    subject: str, text: str, html: str, headers: Mapping[str, str] | None = None
+) -> bytes:
+    """A multipart/alternative mail (text, then HTML; UTF-8, quoted-printable) as bytes.
+
+    Written directly instead of through `email.message.EmailMessage`, whose header objects
+    and content manager cost about ten times as much as the whole SMTP transaction of the
+    mail; what it produces is the same MIME structure, which any parser reads back.
+    Quoted-printable output never contains "=_" ("=" is always followed by two hex digits
+    or a line break), so a boundary starting with "=_" cannot occur in a part.
+    """
+    boundary = "=_" + secrets.token_hex(16)
+    head = header_line("Subject", subject) + "".join(
+        header_line(name, value)
+        for name, value in (headers or {}).items()
+        if name.lower() not in _OWN_HEADERS
+    )
+    head += (
+        f'MIME-Version: 1.0\r\nContent-Type: multipart/alternative;\r\n boundary="{boundary}"\r\n'
+    )
+    separator = f"--{boundary}\r\n".encode("ascii")
+    return b"".join(
+        (
+            head.encode("ascii"),
+            b"\r\n",
+            separator,
+            _text_part("plain", text),
+            separator,
+            _text_part("html", html),
+            f"--{boundary}--\r\n".encode("ascii"),
+        )
+    )
+
+
+def _text_part(subtype: str, content: str) -> bytes:
+    """One text part: its headers and its content in quoted-printable with CRLF line ends
+    (like EmailMessage.set_content, a final line break is added when missing)."""
+    text = content.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.endswith("\n"):
+        text += "\n"
+    data = text.replace("\n", "\r\n").encode("utf-8")
+    return (
+        (
+            f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        ).encode("ascii")
+        + binascii.b2a_qp(data, quotetabs=False, istext=True, header=False)
+        + (
+            b"\r\n"  # the line break before a boundary belongs to the boundary (RFC 2046)
+        )
+    )
+
+
+# An RFC 2047 encoded word of 39 bytes is "=?utf-8?b?" + 52 base64 characters + "?=": 64
+# characters, so a line with one stays within the 76 RFC 2047 asks for.
+_WORD_BYTES = 39
+
+
+def header_line(name: str, value: str) -> str:
+    """`Name: value` and CRLF, ready for the wire: on one line (a line break in a value can
+    never start a header of its own), non-ASCII text as RFC 2047 encoded words (base64),
+    folded between the words."""
+    value = " ".join(value.split())
+    if value.isascii() and len(name) + 2 + len(value) <= 998:
+        return f"{name}: {value}\r\n"
+    words = []
+    chunk = bytearray()
+    for character in value:
+        encoded = character.encode("utf-8")
+        if len(chunk) + len(encoded) > _WORD_BYTES:
+            words.append(_encoded_word(chunk))
+            chunk = bytearray()
+        chunk += encoded
+    if chunk:
+        words.append(_encoded_word(chunk))
+    return f"{name}: " + "\r\n ".join(words) + "\r\n"
+
+
+def _encoded_word(data: bytes | bytearray) -> str:
+    return "=?utf-8?b?" + binascii.b2a_base64(data, newline=False).decode("ascii") + "?="
 
 
 def default_unsubscribe_url(config: Config) -> UnsubscribeUrl:
@@ -541,6 +657,7 @@ class _Run:
     lease: dt.timedelta
     retry: RetryPolicy
     batch_size: int
+    group_size: int
     report: DispatchReport
     run_id: str
     limiter: RateLimiter | None = None
@@ -595,86 +712,126 @@ class _Worker:
             )
             if claim.taken == 0:
                 return
-            for position, message in enumerate(claim.messages):
-                if run.stop.is_set():
-                    self._release(claim.messages[position:])
-                    return
+            messages = claim.messages
+            for start in range(0, len(messages), run.group_size):
                 try:
-                    self.deliver(message)
+                    if not run.stop.is_set():
+                        self.deliver_group(messages[start : start + run.group_size])
                 except BaseException:
-                    self._release(claim.messages[position:])
+                    self._release(messages[start:])
                     raise
+                if run.stop.is_set():
+                    self._release(messages[start:])
+                    return
 
     def _release(self, messages: Sequence[ClaimedMessage]) -> None:
+        """Rows of `messages` still `claimed` by this worker go back to pending."""
         released = release(self.run.engine, self.worker_id, [m.row["outbox_id"] for m in messages])
         self.run.report.add(claimed=-released)
 
-    def deliver(self, claimed: ClaimedMessage) -> None:
+    def deliver_group(self, group: Sequence[ClaimedMessage]) -> None:
+        """Compose the group's messages, mark them `sending` in one statement, send them one
+        after another on this worker's connection, record their outcomes (the sent ones in
+        one statement). Rows never handed to SMTP (the run stopped, the server became
+        unreachable) go back to `claimed`; a row whose SMTP transaction an unexpected error
+        interrupted stays `sending`, to be flagged ambiguous when its lease runs out."""
         run = self.run
-        row = claimed.row
-        try:
-            prepared = prepare(run, claimed)
-        except LeadflowError as error:  # a render error fails this message only
-            self._record_render_failure(row, error)
+        ready: list[tuple[dict[str, Any], Prepared]] = []
+        for claimed in group:
+            try:
+                ready.append((claimed.row, prepare(run, claimed)))
+            except LeadflowError as error:  # a render error fails this message only
+                self._record_render_failure(claimed.row, error)
+        if not ready:
             return
-        if run.limiter is not None:
-            run.limiter.acquire()
         assert self.smtp is not None
         self.smtp.connect()  # an unreachable server stops the run before anything is marked
-        if not self._mark_sending(row, prepared):
-            return  # the claim was taken back; whoever holds the row now sends it
+        marked = self._mark_sending(ready)
+        outcomes: list[_Outcome] = []
+        in_flight = 0
+        # The group's slots of the shared rate limit, taken at once (RateLimiter.reserve).
+        limiter = run.limiter
+        slots = limiter.reserve(len(marked)) if limiter is not None else []
         try:
-            result = self.smtp.send(prepared.sender, prepared.recipient, prepared.data)
-        except SmtpUnavailable:
-            # Lost before MAIL FROM and unable to reconnect: nothing left; claimed again,
-            # so the worker's stop hands it back to pending.
-            self._execute(_UNMARK_SENDING, id=row["outbox_id"])
-            raise
-        self._record(row, result, prepared)
+            for position, (row, prepared) in enumerate(marked):
+                if run.stop.is_set():
+                    break
+                if limiter is not None:
+                    limiter.wait(slots[position])  # never before its slot
+                in_flight = 1
+                try:
+                    result = self.smtp.send(prepared.sender, prepared.recipient, prepared.data)
+                except SmtpUnavailable:
+                    in_flight = 0  # lost before MAIL FROM and unable to reconnect: not sent
+                    raise
+                in_flight = 0
+                outcomes.append(_Outcome(row, prepared, result, run.clock()))
+        finally:
+            self._record(outcomes)
+            self._unmark([row for row, _prepared in marked[len(outcomes) + in_flight :]])
 
-    # The worker's writes around the SMTP transaction run on its own connection, each
+    # The worker's writes around the SMTP transactions run on its own connection, each
     # statement its own transaction (autocommit), with synchronous_commit off: a commit then
     # returns before its WAL is flushed to disk. The change is already in the server's
     # memory and WAL buffers (flushed within a few hundred milliseconds), so a crash of the
     # *dispatcher* loses nothing; only a crash of the PostgreSQL server itself could forget
-    # the last fraction of a second — a `sending` mark forgotten that way means the row is
-    # claimed again later (a duplicate of a mail the server took in that instant), a
-    # forgotten `sent` turns into `ambiguous`. Worth it: two fsyncs per mail would cost more
-    # than the SMTP transaction.
+    # the last fraction of a second — a `sending` mark forgotten that way means the rows are
+    # claimed again later (duplicates of mails the server took in that instant), a
+    # forgotten `sent` turns into `ambiguous`. Worth it: fsyncs around every group would
+    # cost more than its SMTP transactions.
 
-    def _execute(self, statement: sa.TextClause, **params: Any) -> int:
+    def _execute(self, statement: sa.TextClause, **params: Any) -> sa.CursorResult[Any]:
         assert self.db is not None
-        return self.db.execute(statement, {"worker": self.worker_id, **params}).rowcount
+        return self.db.execute(statement, {"worker": self.worker_id, **params})
 
-    def _mark_sending(self, row: dict[str, Any], prepared: Prepared) -> bool:
-        updated = self._execute(
-            _MARK_SENDING,
-            id=row["outbox_id"],
-            message_id=prepared.message_id,
-            language=prepared.language,
-            lease_until=self.run.clock() + self.run.lease,
-        )
-        if updated != 1:
-            self.run.report.add(claimed=-1)
-        return updated == 1
-
-    def _record(self, row: dict[str, Any], result: SendResult, prepared: Prepared) -> None:
-        run = self.run
-        now = run.clock()
-        outbox_id = row["outbox_id"]
-        if result.outcome == "sent":
-            links = list(prepared.links)
+    def _mark_sending(
+        self, ready: list[tuple[dict[str, Any], Prepared]]
+    ) -> list[tuple[dict[str, Any], Prepared]]:
+        """Mark the group `sending` (fenced by the claim); the rows that were marked."""
+        marked = set(
             self._execute(
-                _RECORD_SENT,
-                id=outbox_id,
-                now=now,
-                response=result.describe(),
-                link_ids=[link.link_id for link in links],
-                urls=[link.url for link in links],
-                tags=[getattr(link, "tag", None) for link in links],
-            )
-            run.report.add(sent=1)
-        elif result.outcome == "ambiguous":
+                _MARK_SENDING,
+                ids=[row["outbox_id"] for row, _prepared in ready],
+                message_ids=[prepared.message_id for _row, prepared in ready],
+                languages=[prepared.language for _row, prepared in ready],
+                lease_until=self.run.clock() + self.run.lease,
+            ).scalars()
+        )
+        if len(marked) < len(ready):  # claims taken back; whoever holds them now sends them
+            self.run.report.add(claimed=len(marked) - len(ready))
+        return [(row, prepared) for row, prepared in ready if row["outbox_id"] in marked]
+
+    def _unmark(self, rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            self._execute(_UNMARK_SENDING, ids=[row["outbox_id"] for row in rows])
+
+    def _record(self, outcomes: Sequence[_Outcome]) -> None:
+        sent = [outcome for outcome in outcomes if outcome.result.outcome == "sent"]
+        if sent:
+            self._record_sent(sent)
+        for outcome in outcomes:
+            if outcome.result.outcome != "sent":
+                self._record_unsent(outcome)
+
+    def _record_sent(self, sent: Sequence[_Outcome]) -> None:
+        links = [(outcome.row["outbox_id"], link) for outcome in sent for link in outcome.links]
+        self._execute(
+            _RECORD_SENT,
+            ids=[outcome.row["outbox_id"] for outcome in sent],
+            moments=[outcome.moment for outcome in sent],
+            responses=[outcome.result.describe() for outcome in sent],
+            link_outbox_ids=[outbox_id for outbox_id, _link in links],
+            link_ids=[link.link_id for _outbox_id, link in links],
+            urls=[link.url for _outbox_id, link in links],
+            tags=[getattr(link, "tag", None) for _outbox_id, link in links],
+        )
+        self.run.report.add(sent=len(sent))
+
+    def _record_unsent(self, outcome: _Outcome) -> None:
+        run = self.run
+        row, result = outcome.row, outcome.result
+        outbox_id = row["outbox_id"]
+        if result.outcome == "ambiguous":
             self._execute(
                 _RECORD_STATUS, id=outbox_id, status="ambiguous", reason=result.describe()
             )
@@ -690,7 +847,7 @@ class _Worker:
                 self._execute(
                     _RECORD_RETRY,
                     id=outbox_id,
-                    next_attempt_at=now + delay,
+                    next_attempt_at=outcome.moment + delay,
                     reason=result.describe(),
                 )
                 run.report.add(retried=1)
@@ -704,11 +861,25 @@ class _Worker:
         reason = f"render: {' '.join(str(error).split()) or type(error).__name__}"
         updated = self._execute(
             _RECORD_RENDER_FAILURE, id=row["outbox_id"], status=status, reason=reason
-        )
+        ).rowcount
         if updated == 1 and status == "held":
             self.run.report.add(held=1)
         elif updated == 1:
             self.run.report.add(failed=Counter(render=1))
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What the SMTP server answered for one row of a group, and when."""
+
+    row: dict[str, Any]
+    prepared: Prepared
+    result: SendResult
+    moment: dt.datetime
+
+    @property
+    def links(self) -> Sequence[Any]:
+        return self.prepared.links
 
 
 def _autocommit(connection: Connection) -> Connection:
@@ -718,26 +889,35 @@ def _autocommit(connection: Connection) -> Connection:
 
 
 _MARK_SENDING = sa.text(
-    "update ops.outbox set status = 'sending', message_id = :message_id, "
-    "language = :language, lease_until = :lease_until "
-    "where outbox_id = :id and status = 'claimed' and claimed_by = :worker"
+    "update ops.outbox as o set status = 'sending', message_id = m.message_id, "
+    "language = m.language, lease_until = :lease_until "
+    "from unnest(cast(:ids as bigint[]), cast(:message_ids as text[]), "
+    "cast(:languages as text[])) as m(outbox_id, message_id, language) "
+    "where o.outbox_id = m.outbox_id and o.status = 'claimed' and o.claimed_by = :worker "
+    "returning o.outbox_id"
 )
 _UNMARK_SENDING = sa.text(
     "update ops.outbox set status = 'claimed' "
-    "where outbox_id = :id and status = 'sending' and claimed_by = :worker"
+    "where outbox_id = any(cast(:ids as bigint[])) and status = 'sending' "
+    "and claimed_by = :worker"
 )
 # 'ambiguous' too in the fences below: recovery may have flagged the row while this worker
-# was still in the SMTP transaction; now that the answer is known, the row says so.
+# was still in its group; now that the answer is known, the row says so.
 _RECORD_SENT = sa.text(
     "with sent as ("
-    " update ops.outbox set status = 'sent', sent_at = :now, smtp_response = :response,"
-    " attempts = attempts + 1, last_error = null, status_reason = null, lease_until = null"
-    " where outbox_id = :id and claimed_by = :worker and status in ('sending', 'ambiguous')"
-    " returning outbox_id, campaign_id, step_id, contact_id) "
+    " update ops.outbox as o set status = 'sent', sent_at = s.sent_at,"
+    " smtp_response = s.response, attempts = o.attempts + 1, last_error = null,"
+    " status_reason = null, lease_until = null"
+    " from unnest(cast(:ids as bigint[]), cast(:moments as timestamptz[]),"
+    " cast(:responses as text[])) as s(outbox_id, sent_at, response)"
+    " where o.outbox_id = s.outbox_id and o.claimed_by = :worker"
+    " and o.status in ('sending', 'ambiguous')"
+    " returning o.outbox_id, o.campaign_id, o.step_id, o.contact_id) "
     "insert into ops.links (link_id, outbox_id, campaign_id, step_id, contact_id, url, tag) "
     "select link.link_id, sent.outbox_id, sent.campaign_id, sent.step_id, sent.contact_id, "
-    "link.url, link.tag from sent cross join unnest(cast(:link_ids as text[]), "
-    "cast(:urls as text[]), cast(:tags as text[])) as link(link_id, url, tag) "
+    "link.url, link.tag from sent join unnest(cast(:link_outbox_ids as bigint[]), "
+    "cast(:link_ids as text[]), cast(:urls as text[]), cast(:tags as text[])) "
+    "as link(outbox_id, link_id, url, tag) on link.outbox_id = sent.outbox_id "
     "on conflict (link_id) do nothing"
 )
 _RECORD_STATUS = sa.text(
@@ -774,25 +954,44 @@ class AddressError(LeadflowError):
 
 
 def prepare(run: _Run, claimed: ClaimedMessage) -> Prepared:
-    """Compose and address one claimed row. A LeadflowError from compose (a render error),
-    or an address that cannot go on the wire, fails this message only."""
+    """`prepare_message` with the run's settings, dated now."""
+    return prepare_message(
+        claimed,
+        config=run.config,
+        compose=run.compose,
+        unsubscribe_url=run.unsubscribe_url,
+        date=run.clock(),
+    )
+
+
+def prepare_message(
+    claimed: ClaimedMessage,
+    *,
+    config: Config,
+    compose: Compose,
+    unsubscribe_url: UnsubscribeUrl,
+    date: dt.datetime,
+) -> Prepared:
+    """Compose and address one claimed row: the bytes that go on the wire and what is
+    recorded about them. A LeadflowError from compose (a render error), or an address that
+    cannot go on the wire, fails this message only."""
     row, contact = claimed.row, claimed.contact
-    composed = compose_one(run.compose, row, contact)
-    tenant = sender_of(run.config, tenant_of(run.config, row, contact))
+    composed = compose_one(compose, row, contact)
+    tenant = sender_of(config, tenant_of(config, row, contact))
     message_id = row.get("message_id") or new_message_id(tenant)
     language = str(
         composed.language or row.get("language") or contact.get("language") or tenant.language
     ).strip()
     unsubscribe = None
     if row["kind"] == "campaign_mail":
-        https = run.unsubscribe_url(row["outbox_id"], row["contact_id"])
-        unsubscribe = (https, unsubscribe_mailto(run.config, row))
+        https = unsubscribe_url(row["outbox_id"], row["contact_id"])
+        unsubscribe = (https, unsubscribe_mailto(config, row))
     headers = addressing_headers(
         recipient=claimed.recipient,
         tenant=tenant,
         message_id=message_id,
         language=language,
-        date=run.clock(),
+        date=date,
         unsubscribe=unsubscribe,
     )
     return Prepared(
@@ -812,14 +1011,16 @@ def compose_one(compose: Compose, row: Row, contact: Row) -> ComposedMessage:
     return composed
 
 
-def wire_bytes(message: EmailMessage, headers: Sequence[tuple[str, str]]) -> bytes:
+def wire_bytes(message: EmailMessage | bytes, headers: Sequence[tuple[str, str]]) -> bytes:
     """The addressing headers, then `message` (without any of them) as it goes on the wire.
 
     Written as bytes rather than set on the EmailMessage: the e-mail package parses every
-    header it is given, which cost more than the whole SMTP transaction per mail.
+    header it is given, which cost more than the whole SMTP transaction per mail. A message
+    that is bytes already (`mime_alternative`) has none of them.
     """
-    for name in ADDRESSING_HEADERS:
-        del message[name]
+    if isinstance(message, EmailMessage):
+        for name in ADDRESSING_HEADERS:
+            del message[name]
     try:
         head = "".join(f"{name}: {value}\r\n" for name, value in headers).encode("ascii")
     except UnicodeEncodeError:
@@ -827,7 +1028,9 @@ def wire_bytes(message: EmailMessage, headers: Sequence[tuple[str, str]]) -> byt
             "an address needs SMTPUTF8, which this sender does not use: "
             + ", ".join(f"{name}: {value}" for name, value in headers if not value.isascii())
         ) from None
-    return head + message.as_bytes(policy=WIRE_POLICY)
+    if isinstance(message, EmailMessage):
+        return head + message.as_bytes(policy=WIRE_POLICY)
+    return head + message
 
 
 # --- a run -------------------------------------------------------------------------------
@@ -849,13 +1052,16 @@ def dispatch(
     retry: RetryPolicy = RetryPolicy(),
     unsubscribe_url: UnsubscribeUrl | None = None,
     relations: ContactRelations = DEFAULT_CONTACT_RELATIONS,
+    group_size: int = DEFAULT_GROUP_SIZE,
 ) -> DispatchReport:
     """Recover, then send every due outbox row (module docstring); the run's report.
 
     `rate_per_minute` None means no limit; `smtp_url` may be None only for a dry run.
+    `group_size`: rows marked `sending` (and recorded) together, the most a crash can leave
+    ambiguous per worker.
     """
-    if concurrency < 1 or batch_size < 1:
-        raise ValueError("concurrency and batch_size must be at least 1")
+    if concurrency < 1 or batch_size < 1 or group_size < 1:
+        raise ValueError("concurrency, batch_size and group_size must be at least 1")
     clock = RunClock(now)
     report = DispatchReport(now=clock.start, dry_run=dry_run)
     run = _Run(
@@ -868,6 +1074,7 @@ def dispatch(
         lease=lease,
         retry=retry,
         batch_size=batch_size,
+        group_size=paced_group_size(group_size, lease, rate_per_minute, concurrency),
         report=report,
         run_id=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
         remaining=max_messages,
@@ -893,6 +1100,19 @@ def dispatch(
             "dispatch stopped: " + "; ".join(report.errors) + f" ({report.describe()})", report
         )
     return report
+
+
+def paced_group_size(
+    group_size: int, lease: dt.timedelta, rate_per_minute: float | None, concurrency: int
+) -> int:
+    """`group_size`, made smaller under a slow rate limit so that sending a group takes at
+    most a quarter of the lease: its rows wait in `sending` until their turn, and a lease
+    running out meanwhile would have another dispatcher's recovery flag them ambiguous."""
+    if not rate_per_minute:
+        return group_size
+    seconds_per_message = 60.0 * concurrency / rate_per_minute  # each worker's share
+    fits = int(lease.total_seconds() / 4 / seconds_per_message)
+    return max(1, min(group_size, fits))
 
 
 def _run_workers(run: _Run, concurrency: int, server) -> None:
@@ -958,10 +1178,13 @@ __all__ = [
     "ComposedMessage",
     "DispatchError",
     "DispatchReport",
+    "Prepared",
     "RetryPolicy",
     "claim_batch",
     "claim_on",
     "dispatch",
+    "mime_alternative",
+    "prepare_message",
     "recover_expired",
     "rendered_composer",
 ]

@@ -155,3 +155,21 @@ def test_backoff_doubles_up_to_the_cap():
     delays = [backoff(n, base=minute, cap=20 * minute) for n in range(1, 8)]
     assert delays == [minute * m for m in (1, 2, 4, 8, 16, 20, 20)]
     assert backoff(10_000, base=minute, cap=20 * minute) == 20 * minute
+
+
+def test_reserved_slots_follow_each_other_and_are_not_handed_out_twice():
+    time = FakeTime()
+    limiter = RateLimiter(120, clock=time.clock, sleep=time.sleep)  # one per 0.5 s
+    first = limiter.reserve(3)
+    second = limiter.reserve(2)  # another worker's group: after the first one's
+    assert first == [100.0, 100.5, 101.0]
+    assert second == [101.5, 102.0]
+    for slot in first:
+        limiter.wait(slot)
+    assert (time.sleeps, time.now) == ([0.5, 0.5], 101.0)
+    time.now = 103.0  # late for the second group: it goes at once, nothing is made up
+    for slot in second:
+        limiter.wait(slot)
+    assert time.sleeps == [0.5, 0.5]
+    limiter.acquire()
+    assert time.now == 103.0  # the next free slot had passed: this one goes now

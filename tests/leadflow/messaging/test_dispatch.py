@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from email.message import EmailMessage
+from email.parser import BytesParser
+from email.policy import default as default_policy
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
@@ -14,11 +16,14 @@ import sqlalchemy as sa
 from itsdangerous import URLSafeSerializer
 
 from leadflow.errors import LeadflowError
+from leadflow.messaging.delivery import SmtpConnection, SmtpUnavailable
 from leadflow.messaging.dispatch import (
     DispatchError,
     RetryPolicy,
     claim_batch,
     dispatch,
+    mime_alternative,
+    paced_group_size,
     rendered_composer,
 )
 from tests.leadflow.messaging.dispatch_data import (
@@ -414,3 +419,112 @@ def test_an_email_message_alone_is_a_valid_compose_result(pool):
     # No language from compose: the contact's.
     assert message["Content-Language"] == "it"
     assert outbox(pool, "status, language") == [("sent", "it")]
+
+
+# --- groups ------------------------------------------------------------------------------
+
+
+def failing_on_send(monkeypatch, number: int, error: BaseException) -> None:
+    """The real SMTP connection, except that its `number`-th send raises `error`."""
+    original = SmtpConnection.send
+    sends = {"count": 0}
+
+    def send(self, sender, recipient, data):
+        sends["count"] += 1
+        if sends["count"] == number:
+            raise error
+        return original(self, sender, recipient, data)
+
+    monkeypatch.setattr(SmtpConnection, "send", send)
+
+
+def test_a_group_is_marked_and_recorded_together_and_its_unsent_rows_go_back(pool, monkeypatch):
+    contacts = [{"contact_id": f"c{number}"} for number in range(5)]
+    add_contacts(pool, contacts)
+    add_outbox(pool, contacts)
+    # The server becomes unreachable at the third mail of the group of four: nothing of
+    # that mail left, so it and the fourth go back to pending with the fifth (never marked).
+    failing_on_send(monkeypatch, 3, SmtpUnavailable("the SMTP server went away"))
+    with (
+        scripted_smtp() as (url, server),
+        pytest.raises(DispatchError, match="the SMTP server went away") as raised,
+    ):
+        run(pool, url, group_size=4)
+    assert (raised.value.report.sent, raised.value.report.claimed) == (2, 2)
+    assert outbox(pool, "contact_id, status, claimed_by is null, message_id is null") == [
+        ("c0", "sent", False, False),
+        ("c1", "sent", False, False),
+        ("c2", "pending", True, False),  # its Message-ID is kept for the next attempt
+        ("c3", "pending", True, False),
+        ("c4", "pending", True, True),
+    ]
+    assert [m["To"] for m in server.messages()] == ["c0@example.com", "c1@example.com"]
+
+
+def test_a_send_interrupted_by_an_unexpected_error_stays_sending_then_turns_ambiguous(
+    pool, monkeypatch
+):
+    contacts = [{"contact_id": f"c{number}"} for number in range(4)]
+    add_contacts(pool, contacts)
+    add_outbox(pool, contacts)
+    failing_on_send(monkeypatch, 2, RuntimeError("worker crashed mid-transaction"))
+    with scripted_smtp() as (url, server):
+        with pytest.raises(DispatchError, match="worker crashed mid-transaction"):
+            run(pool, url, group_size=4)
+        # What the crashed send did is unknown: its row waits in `sending` for its lease.
+        assert outbox(pool, "contact_id, status") == [
+            ("c0", "sent"),
+            ("c1", "sending"),
+            ("c2", "pending"),
+            ("c3", "pending"),
+        ]
+        monkeypatch.undo()
+        later = run(pool, url, now=NOW + dt.timedelta(hours=1))
+    assert (later.flagged_ambiguous, later.sent) == ([2], 2)
+    assert outbox(pool, "contact_id, status") == [
+        ("c0", "sent"),
+        ("c1", "ambiguous"),
+        ("c2", "sent"),
+        ("c3", "sent"),
+    ]
+    assert len(server.received) == 3
+
+
+def test_groups_get_smaller_under_a_slow_rate_limit():
+    lease = dt.timedelta(minutes=10)  # a group may take at most 150 seconds
+    assert paced_group_size(20, lease, None, 2) == 20
+    assert paced_group_size(20, lease, 600, 2) == 20  # 0.2 s a mail per worker
+    assert paced_group_size(20, lease, 6, 1) == 15  # 10 s a mail
+    assert paced_group_size(20, lease, 6, 2) == 7  # 20 s a mail per worker
+    assert paced_group_size(20, lease, 0.1, 1) == 1  # never less than one
+
+
+# --- MIME --------------------------------------------------------------------------------
+
+
+def test_mime_alternative_writes_a_multipart_mail_any_parser_reads_back():
+    subject = "Willkommen – Ihre ersten Schritte mit der HydroStat 3000, Frau Müller " * 2
+    text = "Grüße,\n.\nline with trailing space \n" + "x" * 120 + "\n=_not a boundary"
+    html = "<p>Hallo Müller</p>\r\n<a href='https://shop.example/?a=1&b=2'>hier</a>"
+    data = mime_alternative(
+        subject,
+        text,
+        html,
+        {"X-Campaign": "launch €", "From": "forged@x.example", "X-Note": "one\r\nX: y"},
+    )
+    lines = data.split(b"\r\n")
+    assert b"\n" not in b"".join(lines)  # CRLF only
+    assert max(len(line) for line in lines) <= 76
+    message = BytesParser(policy=default_policy).parsebytes(data.replace(b"\r\n", b"\n"))
+    assert message["Subject"] == " ".join(subject.split())
+    assert message["X-Campaign"] == "launch €"
+    assert message["From"] is None  # the dispatcher's header, never a renderer's
+    assert message["X-Note"] == "one X: y" and message["X"] is None  # no injection
+    assert message.get_content_type() == "multipart/alternative"
+    plain, rich = message.iter_parts()
+    assert plain.get_content() == text + "\n"
+    assert (
+        rich.get_content()
+        == "<p>Hallo Müller</p>\n<a href='https://shop.example/?a=1&b=2'>hier</a>\n"
+    )
+    assert plain["Content-Transfer-Encoding"] == "quoted-printable"
