@@ -456,6 +456,8 @@ _DUE = sa.text(
     "select * from ops.outbox "
     "where status = 'pending' and scheduled_at <= :now "
     "and (next_attempt_at is null or next_attempt_at <= :now) "
+    # one campaign's rows (a campaign DAG's dispatch tasks), or all of them
+    "and (cast(:campaign_id as text) is null or campaign_id = :campaign_id) "
     "order by scheduled_at, outbox_id "
     "for update skip locked limit :limit"
 )
@@ -470,10 +472,21 @@ def claim_batch(
     lease: dt.timedelta,
     *,
     relations: ContactRelations = DEFAULT_CONTACT_RELATIONS,
+    campaign_id: str | None = None,
 ) -> Claim:
-    """Claim up to `limit` due rows for `worker_id` in one transaction (module docstring)."""
+    """Claim up to `limit` due rows for `worker_id` in one transaction (module docstring);
+    only rows of `campaign_id` when given."""
     with engine.begin() as connection:
-        return claim_on(connection, config, now, limit, worker_id, lease, relations=relations)
+        return claim_on(
+            connection,
+            config,
+            now,
+            limit,
+            worker_id,
+            lease,
+            relations=relations,
+            campaign_id=campaign_id,
+        )
 
 
 def claim_on(
@@ -485,10 +498,12 @@ def claim_on(
     lease: dt.timedelta,
     *,
     relations: ContactRelations = DEFAULT_CONTACT_RELATIONS,
+    campaign_id: str | None = None,
 ) -> Claim:
     """`claim_batch` inside the caller's transaction."""
     now = checked_now(now)
-    rows = [dict(row) for row in connection.execute(_DUE, {"now": now, "limit": limit}).mappings()]
+    due = {"now": now, "limit": limit, "campaign_id": campaign_id}
+    rows = [dict(row) for row in connection.execute(_DUE, due).mappings()]
     claim = Claim(taken=len(rows))
     if not rows:
         return claim
@@ -660,6 +675,7 @@ class _Run:
     group_size: int
     report: DispatchReport
     run_id: str
+    campaign_id: str | None = None
     limiter: RateLimiter | None = None
     remaining: int | None = None
     stop: threading.Event = field(default_factory=threading.Event)
@@ -706,6 +722,7 @@ class _Worker:
                 self.worker_id,
                 run.lease,
                 relations=run.relations,
+                campaign_id=run.campaign_id,
             )
             run.report.add(
                 claimed=len(claim.messages), suppressed=claim.suppressed, deferred=claim.deferred
@@ -1053,10 +1070,12 @@ def dispatch(
     unsubscribe_url: UnsubscribeUrl | None = None,
     relations: ContactRelations = DEFAULT_CONTACT_RELATIONS,
     group_size: int = DEFAULT_GROUP_SIZE,
+    campaign_id: str | None = None,
 ) -> DispatchReport:
     """Recover, then send every due outbox row (module docstring); the run's report.
 
     `rate_per_minute` None means no limit; `smtp_url` may be None only for a dry run.
+    `campaign_id`: send only that campaign's rows (a campaign DAG's dispatch tasks).
     `group_size`: rows marked `sending` (and recorded) together, the most a crash can leave
     ambiguous per worker.
     """
@@ -1078,6 +1097,7 @@ def dispatch(
         report=report,
         run_id=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
         remaining=max_messages,
+        campaign_id=campaign_id,
     )
     started = time.monotonic()
     try:
@@ -1152,6 +1172,7 @@ def _dry_run(run: _Run) -> None:
                 worker_id,
                 run.lease,
                 relations=run.relations,
+                campaign_id=run.campaign_id,
             )
             run.report.add(
                 claimed=len(claim.messages), suppressed=claim.suppressed, deferred=claim.deferred

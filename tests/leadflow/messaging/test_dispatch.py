@@ -528,3 +528,24 @@ def test_mime_alternative_writes_a_multipart_mail_any_parser_reads_back():
         == "<p>Hallo Müller</p>\n<a href='https://shop.example/?a=1&b=2'>hier</a>\n"
     )
     assert plain["Content-Transfer-Encoding"] == "quoted-printable"
+
+
+def test_a_campaign_dispatch_sends_only_that_campaigns_mails(pool):
+    add_contacts(pool, [{"contact_id": "anna"}, {"contact_id": "bert"}])
+    add_outbox(
+        pool,
+        [
+            {"contact_id": "anna", "campaign_id": "onboarding"},
+            {"contact_id": "bert", "campaign_id": "cross_sell"},
+        ],
+    )
+    with scripted_smtp() as (url, server):
+        first = run(pool, url, campaign_id="onboarding")
+        rest = run(pool, url)
+
+    assert (first.sent, rest.sent) == (1, 1)
+    assert [(r[0], r[1]) for r in outbox(pool, "campaign_id, status, outbox_id")] == [
+        ("onboarding", "sent"),
+        ("cross_sell", "sent"),
+    ]
+    assert [m["To"] for m in server.messages()] == ["anna@example.com", "bert@example.com"]
