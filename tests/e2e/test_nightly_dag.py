@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from leadflow import paths
 from leadflow.airflow_env import airflow_environment, airflow_executable, ensure_migrated
+from leadflow.messaging.smtp_sink import SmtpSink
 from leadflow.quality.suites import MART_SUITES, RAW_SUITES
 
 pytestmark = pytest.mark.slow
@@ -180,7 +181,7 @@ def test_dags_test_builds_validated_marts_and_a_campaign_runs_on_them(
     # On these marts a campaign DAG runs: a HydroStat bought on as_of enrols its buyer into
     # onboarding. The run is at the cut-off (Saturday 00:00 UTC), so the welcome mail waits
     # for the send window: Monday 08:00 Berlin time.
-    check_onboarding_dag(warehouse, airflow_env)
+    check_onboarding_dag(warehouse, airflow_env, tmp_path)
 
 
 ONBOARDING_PURCHASE = (
@@ -203,7 +204,7 @@ where p.family = 'hydrostat' and o.status = 'won'
 """
 
 
-def check_onboarding_dag(warehouse: sa.Engine, airflow_env: dict[str, str]) -> None:
+def check_onboarding_dag(warehouse: sa.Engine, airflow_env: dict[str, str], tmp_path: Path) -> None:
     buyer = scalar(
         warehouse,
         "select min(contact_id) from marts.dim_contacts "
@@ -236,6 +237,35 @@ def check_onboarding_dag(warehouse: sa.Engine, airflow_env: dict[str, str]) -> N
     monday_eight_berlin = dt.datetime(2026, 11, 30, 7, 0, tzinfo=dt.UTC)
     assert tuple(journey) == ("active", "schedule_briefing", 1, monday_eight_berlin)
     assert tuple(mail) == ("welcome", "campaign_mail", monday_eight_berlin, "send_window")
+
+    # Monday noon: the DAG's mapped dispatch tasks send the welcome mail, rendered, over SMTP
+    # (the buyer confirmed their opt-in meanwhile).
+    with warehouse.begin() as connection:
+        connection.execute(
+            sa.text("update raw.contacts set consent_status = 'confirmed' where contact_id = :c"),
+            {"c": buyer},
+        )
+    with SmtpSink(tmp_path / "campaign-mail", port=0) as sink:
+        smtp = {"LEADFLOW_SMTP_URL": f"smtp://{sink.host}:{sink.port}"}
+        monday = run_airflow(
+            {**airflow_env, **smtp}, "dags", "test", "campaign__onboarding", "2026-11-30T12:00:00"
+        )
+        received = sink.messages()
+    assert monday.returncode == 0, (monday.stdout + monday.stderr)[-5000:]
+    with warehouse.connect() as connection:
+        status, message_id, email = connection.execute(
+            sa.text(
+                "select o.status, o.message_id, c.email from ops.outbox as o "
+                "join raw.contacts as c using (contact_id) "
+                "where o.campaign_id = 'onboarding' and o.contact_id = :buyer"
+            ),
+            {"buyer": buyer},
+        ).one()
+    assert status == "sent"
+    [welcome] = [mail for mail in received if mail["Message-ID"] == message_id]
+    assert welcome["To"] == email and welcome["List-Unsubscribe-Post"] == (
+        "List-Unsubscribe=One-Click"
+    )
 
 
 def test_bad_raw_data_stops_the_dag_naming_expectation_and_table(warehouse, airflow_env):
