@@ -150,7 +150,7 @@ def demo_run(
     """Build the example company and run the whole platform on it (what `make demo` does)."""
     from leadflow.demo.scenario import DemoSettings, run_demo
 
-    run_demo(DemoSettings(contacts=contacts, seed=seed, as_of=dt.date.today()), console)
+    run_demo(DemoSettings(contacts=contacts, seed=seed), console)
 
 
 # --- import -----------------------------------------------------------------------------

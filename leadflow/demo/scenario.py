@@ -26,19 +26,33 @@ from leadflow.errors import LeadflowError
 SUMMARY_TABLES = (*GENERATED_TABLES, "ops.quarantine", "ops.quality_results")
 
 
+# Days the campaigns run for after the nightly build: the first through their Airflow DAGs,
+# the following ones with `leadflow campaign run --all`.
+CAMPAIGN_DAYS = 5
+
+
+def demo_as_of(today: dt.date | None = None, campaign_days: int = CAMPAIGN_DAYS) -> dt.date:
+    """The demo's as_of: its simulated campaign days end yesterday.
+
+    The tracking service records opens and clicks at the real time; with every simulated send
+    in the past, real clicks come after the mails (not `too_fast`) and after the journey
+    steps that sent them, and the next nightly build — for today — counts them.
+    """
+    return (today or dt.date.today()) - dt.timedelta(days=campaign_days)
+
+
 @dataclass(frozen=True)
 class DemoSettings:
     contacts: int = 3000
     seed: int = 42
-    as_of: dt.date = field(default_factory=dt.date.today)
-    # Days the campaigns run for after the nightly build: the first through their Airflow
-    # DAGs, the following ones with `leadflow campaign run --all`.
-    campaign_days: int = 5
+    as_of: dt.date = field(default_factory=demo_as_of)
+    campaign_days: int = CAMPAIGN_DAYS
 
 
 def run_demo(settings: DemoSettings, console: Console) -> None:
     from leadflow.campaigns.state import forget_journeys
     from leadflow.config import load_config
+    from leadflow.demo.engagement import simulate_engagement
     from leadflow.demo.generator import GeneratorSettings, generate
     from leadflow.imports import import_file
     from leadflow.messaging.smtp_sink import SmtpSink
@@ -88,6 +102,14 @@ def run_demo(settings: DemoSettings, console: Console) -> None:
 
     print_know_the_customer(console, engine, config, settings.as_of, mail_dir)
     run_campaigns(console, engine, config, settings, mail_dir)
+    simulate_engagement(
+        console,
+        engine,
+        config,
+        settings.as_of + dt.timedelta(days=settings.campaign_days),
+        mail_dir,
+        settings.seed,
+    )
     _print_summary(console, engine, settings, time.monotonic() - started)
 
 
