@@ -35,13 +35,14 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, get_args
 
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
+from leadflow.config.filters import EventType
 from leadflow.errors import LeadflowError
 
 log = logging.getLogger(__name__)
@@ -65,21 +66,8 @@ COLUMNS: tuple[str, ...] = (
     "user_agent",
     "properties",
 )
-EVENT_TYPES = frozenset(
-    {
-        "email_sent",
-        "email_delivered",
-        "email_bounced",
-        "email_open",
-        "email_click",
-        "unsubscribe",
-        "download",
-        "form_submit",
-        "web_visit",
-        "purchase",
-        "fair_visit",
-    }
-)
+# The event types raw.events accepts (its CHECK constraint; the filter language's list).
+EVENT_TYPES = frozenset(get_args(EventType))
 COPY_STATEMENT = f"COPY raw.events ({', '.join(COLUMNS)}) FROM STDIN"
 
 _TYPED = ("occurred_at", "is_machine", "properties")

@@ -32,7 +32,6 @@ from tests.leadflow.messaging.dispatch_data import (
     add_contacts,
     add_outbox,
     compose,
-    create_pool,
     example_config,
     outbox,
     scripted_smtp,
@@ -42,12 +41,6 @@ from tests.leadflow.messaging.dispatch_data import (
 
 CONFIG = example_config()
 MINUTE = dt.timedelta(minutes=1)
-
-
-@pytest.fixture
-def pool(warehouse):
-    create_pool(warehouse)
-    return warehouse
 
 
 def run(engine, url, now=NOW, **options):

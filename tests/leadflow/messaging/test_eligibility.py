@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +17,6 @@ from tests.leadflow.messaging.dispatch_data import (
     add_contacts,
     add_outbox,
     compose,
-    create_pool,
     example_config,
     outbox,
     scripted_smtp,
@@ -28,12 +26,6 @@ from tests.leadflow.messaging.dispatch_data import (
 
 CONFIG = example_config()
 DAY = dt.timedelta(days=1)
-
-
-@pytest.fixture
-def pool(warehouse):
-    create_pool(warehouse)
-    return warehouse
 
 
 def claim(engine, now=NOW, limit=100):
