@@ -37,6 +37,7 @@ from leadflow.campaigns.state import ENROLMENTS, HISTORY, filter_predicate, step
 from leadflow.config.campaigns import Campaign, JourneyCondition
 from leadflow.config.loader import Config
 from leadflow.segments.relations import Relations, contact_row
+from leadflow.warehouse.tables import OUTBOX
 
 WITHDRAWN_CONSENT = ("objected", "unsubscribed")
 
@@ -246,18 +247,11 @@ def _cancel_after_journey(connection: Connection, scope: _Scope) -> None:
     """A journey that completed with a mail still deferred, then the contact unsubscribed:
     that mail is cancelled too."""
     journey = ENROLMENTS.alias("journey")
-    outbox = sa.table(
-        "outbox",
-        sa.column("enrolment_id"),
-        sa.column("status"),
-        sa.column("status_reason"),
-        schema="ops",
-    )
     connection.execute(
-        outbox.update()
+        OUTBOX.update()
         .where(
-            outbox.c.enrolment_id == journey.c.enrolment_id,
-            outbox.c.status == "pending",
+            OUTBOX.c.enrolment_id == journey.c.enrolment_id,
+            OUTBOX.c.status == "pending",
             journey.c.campaign_id == scope.campaign.id,
             journey.c.status != "active",
             _unsubscribed(scope, journey),

@@ -57,6 +57,7 @@ from leadflow.config.campaigns import WaitUntil
 from leadflow.config.loader import Config
 from leadflow.config.models import SendWindow
 from leadflow.errors import LeadflowError
+from leadflow.warehouse.tables import OUTBOX
 
 UTC = dt.UTC
 # pg_advisory_xact_lock(hashtext(CAP_LOCK)) serialises every planner across campaigns.
@@ -67,16 +68,6 @@ CATEGORIES = ("marketing", "service")
 UNCOUNTED_STATUSES = ("cancelled", "failed", "suppressed")
 SEND_WINDOW = "send_window"
 FREQUENCY_CAP = "frequency_cap"
-
-OUTBOX = sa.table(
-    "outbox",
-    sa.column("kind", sa.Text),
-    sa.column("category", sa.Text),
-    sa.column("status", sa.Text),
-    sa.column("contact_id", sa.Text),
-    sa.column("scheduled_at", sa.DateTime(timezone=True)),
-    schema="ops",
-)
 
 
 class PlanningError(LeadflowError):

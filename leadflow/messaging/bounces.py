@@ -82,6 +82,7 @@ from leadflow.campaigns.report_text import table
 from leadflow.config.models import SoftBounceRule
 from leadflow.errors import LeadflowError
 from leadflow.messaging.suppression import ALL, normalize_email, suppress
+from leadflow.warehouse.tables import EVENTS, OUTBOX
 
 CLASSES = ("hard_bounce", "soft_bounce", "complaint", "auto_reply", "not_a_bounce")
 COMPLAINT_FEEDBACK_TYPES = frozenset({"abuse", "fraud"})
@@ -464,29 +465,6 @@ BOUNCES = sa.table(
     sa.column("message_id", sa.Text()),
     sa.column("received_at", sa.DateTime(timezone=True)),
     schema="ops",
-)
-OUTBOX = sa.table(
-    "outbox",
-    sa.column("outbox_id", sa.BigInteger()),
-    sa.column("kind", sa.Text()),
-    sa.column("campaign_id", sa.Text()),
-    sa.column("step_id", sa.Text()),
-    sa.column("contact_id", sa.Text()),
-    sa.column("recipient_email", sa.Text()),
-    sa.column("message_id", sa.Text()),
-    schema="ops",
-)
-EVENTS = sa.table(
-    "events",
-    sa.column("event_id", sa.Text()),
-    sa.column("contact_id", sa.Text()),
-    sa.column("event_type", sa.Text()),
-    sa.column("occurred_at", sa.DateTime(timezone=True)),
-    sa.column("campaign_id", sa.Text()),
-    sa.column("step_id", sa.Text()),
-    sa.column("bounce_type", sa.Text()),
-    sa.column("properties", postgresql.JSONB()),
-    schema="raw",
 )
 
 

@@ -39,46 +39,18 @@ from typing import Any, get_args
 
 import psycopg
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from leadflow.config.filters import EventType
 from leadflow.errors import LeadflowError
+from leadflow.warehouse.tables import EVENT_COLUMNS, EVENTS
 
 log = logging.getLogger(__name__)
 
-# raw.events columns a writer fills (event_seq and loaded_at come from the database).
-COLUMNS: tuple[str, ...] = (
-    "event_id",
-    "contact_id",
-    "visitor_id",
-    "event_type",
-    "occurred_at",
-    "campaign_id",
-    "step_id",
-    "mailing_id",
-    "link_id",
-    "link_tag",
-    "asset_id",
-    "url",
-    "bounce_type",
-    "is_machine",
-    "user_agent",
-    "properties",
-)
+COLUMNS = EVENT_COLUMNS
 # The event types raw.events accepts (its CHECK constraint; the filter language's list).
 EVENT_TYPES = frozenset(get_args(EventType))
 COPY_STATEMENT = f"COPY raw.events ({', '.join(COLUMNS)}) FROM STDIN"
-
-_TYPED = ("occurred_at", "is_machine", "properties")
-EVENTS = sa.table(
-    "events",
-    *(sa.column(name) for name in COLUMNS if name not in _TYPED),
-    sa.column("occurred_at", sa.DateTime(timezone=True)),
-    sa.column("is_machine", sa.Boolean()),
-    sa.column("properties", postgresql.JSONB()),
-    schema="raw",
-)
 
 
 class EventError(LeadflowError):
