@@ -58,7 +58,8 @@ OPERATORS_BY_TYPE: dict[str, frozenset[str]] = {
 }
 
 DECISION_ROLES = ("purchaser", "production_manager", "managing_director", "other")
-CONSENT_STATUSES = ("none", "pending", "confirmed", "objected", "unsubscribed")
+# An unsubscribe sets `objected` (and a suppression): there is no separate "unsubscribed" status.
+CONSENT_STATUSES = ("none", "pending", "confirmed", "objected")
 LIFECYCLE_STAGES = ("lead", "mql", "sql", "opportunity", "customer")
 CUSTOMER_STATUSES = ("lead", "new_customer", "existing_customer")
 GRADES = ("A", "B", "C", "D")

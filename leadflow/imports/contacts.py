@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from psycopg import Cursor, sql
 
+from leadflow.config.fields import CONSENT_STATUSES
 from leadflow.imports import fields as f
 from leadflow.imports.fields import Column
 from leadflow.imports.kind import Kind, Landing, Values
@@ -25,7 +26,6 @@ from leadflow.imports.sqlkit import (
 from leadflow.imports.summary import TableCounts
 
 DECISION_ROLES = ("purchaser", "production_manager", "managing_director", "other")
-CONSENT_STATUSES = ("none", "pending", "confirmed", "objected")
 LIFECYCLE_STAGES = ("lead", "mql", "sql", "opportunity", "customer")
 
 CONTACT_COLUMNS = (

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from leadflow.config.fields import CONSENT_STATUSES
 from leadflow.config.filters import EVENT_TYPES as FILTER_EVENT_TYPES
 
 Severity = Literal["critical", "warning"]
@@ -44,7 +45,6 @@ ISO_LABEL = "ISO 3166-1 alpha-2"
 
 # The event types raw.events may hold are the filter language's: one list for both.
 EVENT_TYPES = list(FILTER_EVENT_TYPES)
-CONSENT_STATUSES = ["none", "pending", "confirmed", "objected"]
 ORDER_STATUSES = ["won", "cancelled"]
 PRODUCT_FAMILIES = ["hydrostat", "cleaning_agent", "maintenance_device", "software"]
 CUSTOMER_STATUSES = ["lead", "new_customer", "existing_customer"]
@@ -154,7 +154,7 @@ RAW_SUITES: tuple[Suite, ...] = (
             *key("contact_id"),
             not_null("email"),
             Check("expect_column_values_to_match_regex", {"column": "email", "regex": EMAIL_REGEX}),
-            in_set("consent_status", CONSENT_STATUSES),
+            in_set("consent_status", list(CONSENT_STATUSES)),
             in_set("country", ISO_COUNTRIES, label=ISO_LABEL),
             # Contacts outside the six tenant countries belong to no tenant: worth a look.
             in_set("country", TENANT_COUNTRIES, WARNING, label="tenant countries"),
