@@ -8,9 +8,16 @@
         result.outcome                               # 'sent' | 'temporary' | 'permanent'
                                                      # | 'ambiguous'
 
-SMTP URL: `smtp://[user[:password]@]host[:port][?starttls=true&timeout=30]` (port 25 by
-default; STARTTLS only when asked), `smtps://...` for TLS from the first byte (port 465).
-User and password are percent-decoded.
+SMTP URL: `smtp://[user[:password]@]host[:port][?starttls=true&timeout=30&cafile=/ca.pem]`
+(port 25 by default; STARTTLS only when asked), `smtps://...` for TLS from the first byte
+(port 465). User and password are percent-decoded. The server's certificate is always
+verified (chain and host name): against the system's CAs, or with `cafile` against the CA
+certificates in that PEM file instead (a relay with a certificate of an internal CA).
+
+A server that cannot be used at all raises `SmtpUnavailable` naming why: unreachable, no
+STARTTLS offered, an untrusted certificate, a refused login, or a server that requires TLS or
+a login the URL does not give (a 530 answer to MAIL FROM). None of these is a verdict on a
+message: the caller hands its rows back.
 
 Outcomes of one message (exactly what the dispatcher records):
 - `sent`: the server answered 250 to the end of DATA.
@@ -41,6 +48,7 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Literal
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -50,6 +58,7 @@ from leadflow.errors import LeadflowError
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 SCHEMES = {"smtp": 25, "smtps": 465}
+OPTIONS = ("starttls", "timeout", "cafile")
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
 
@@ -78,12 +87,19 @@ class SmtpServer:
     username: str | None = None
     password: str | None = None
     timeout: float = DEFAULT_TIMEOUT_SECONDS
+    cafile: str | None = None
 
     def __str__(self) -> str:
         """The URL without the password (for messages and logs)."""
         user = f"{self.username}@" if self.username else ""
         scheme = "smtps" if self.ssl else "smtp"
-        return f"{scheme}://{user}{self.host}:{self.port}" + ("?starttls=true" * self.starttls)
+        options = ["starttls=true"] * self.starttls + [f"cafile={self.cafile}"] * bool(self.cafile)
+        query = "?" + "&".join(options) if options else ""
+        return f"{scheme}://{user}{self.host}:{self.port}{query}"
+
+    def tls_context(self) -> ssl.SSLContext:
+        """The context that verifies the server's certificate (`cafile`: only that CA)."""
+        return ssl.create_default_context(cafile=self.cafile)
 
 
 def parse_smtp_url(url: str) -> SmtpServer:
@@ -100,12 +116,12 @@ def parse_smtp_url(url: str) -> SmtpServer:
     except ValueError:
         raise DeliveryError(f"the SMTP URL {_without_password(url)!r} has a bad port") from None
     options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-    unknown = sorted(set(options) - {"starttls", "timeout"})
+    unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise DeliveryError(
-            f"the SMTP URL has unknown option(s) {', '.join(unknown)}; known: starttls, timeout"
+            f"the SMTP URL has unknown option(s) {', '.join(unknown)}; known: {', '.join(OPTIONS)}"
         )
-    return SmtpServer(
+    server = SmtpServer(
         host=parts.hostname,
         port=port,
         ssl=parts.scheme == "smtps",
@@ -113,7 +129,14 @@ def parse_smtp_url(url: str) -> SmtpServer:
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
         timeout=_seconds(options.get("timeout"), "timeout"),
+        cafile=_pem_file(options.get("cafile"), "cafile"),
     )
+    if server.cafile and not (server.ssl or server.starttls):
+        # Without TLS the CA would be silently ignored, and the mail sent in clear text.
+        raise DeliveryError(
+            "the SMTP URL option cafile needs TLS: use smtps:// or add starttls=true"
+        )
+    return server
 
 
 def smtp_server_from_env(config: Config) -> SmtpServer:
@@ -146,6 +169,22 @@ def _seconds(text: str | None, name: str) -> float:
     if value <= 0:
         raise DeliveryError(f"the SMTP URL option {name} must be a positive number, got {text!r}")
     return value
+
+
+def _pem_file(text: str | None, name: str) -> str | None:
+    """A readable file of PEM certificates (checked now: a typo should fail at start-up, not
+    as a certificate error on the first connection)."""
+    if text is None:
+        return None
+    path = Path(text.strip()).expanduser()
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except (OSError, ssl.SSLError) as error:
+        raise DeliveryError(
+            f"the SMTP URL option {name} must name a readable file of PEM CA certificates, "
+            f"got {text!r}: {_reason(error)}"
+        ) from None
+    return str(path)
 
 
 def _without_password(url: str) -> str:
@@ -187,6 +226,7 @@ class SmtpConnection:
     def __init__(self, server: SmtpServer) -> None:
         self.server = server
         self._client: smtplib.SMTP | None = None
+        self._tls: ssl.SSLContext | None = None
         self.connects = 0
 
     def __enter__(self) -> SmtpConnection:
@@ -250,26 +290,82 @@ class SmtpConnection:
         return self._client
 
     def _open(self) -> smtplib.SMTP:
+        """A client that has said EHLO, started TLS and logged in as the URL says.
+
+        Raises SmtpUnavailable at once for what a second try cannot mend (no STARTTLS, an
+        untrusted certificate, a refused login); smtplib's or the socket's error otherwise.
+        """
         server = self.server
-        client: smtplib.SMTP
-        if server.ssl:
-            context = ssl.create_default_context()
-            client = smtplib.SMTP_SSL(
-                server.host, server.port, timeout=server.timeout, context=context
-            )
-        else:
-            client = smtplib.SMTP(server.host, server.port, timeout=server.timeout)
+        client: smtplib.SMTP | None = None
         try:
+            if server.ssl:
+                client = smtplib.SMTP_SSL(
+                    server.host, server.port, timeout=server.timeout, context=self._tls_context()
+                )
+            else:
+                client = smtplib.SMTP(server.host, server.port, timeout=server.timeout)
             client.ehlo()
             if server.starttls:
-                client.starttls(context=ssl.create_default_context())
-                client.ehlo()
+                self._starttls(client)
             if server.username:
-                client.login(server.username, server.password or "")
+                self._login(client)
+        except ssl.SSLCertVerificationError as error:
+            if client is not None:
+                client.close()
+            raise SmtpUnavailable(self._untrusted(error)) from None
         except BaseException:
-            client.close()
+            if client is not None:
+                client.close()
             raise
         return client
+
+    def _tls_context(self) -> ssl.SSLContext:
+        # Made once per connection object, not per connect: loading the system's CA
+        # certificates takes tens of milliseconds, more than the TLS handshake itself.
+        if self._tls is None:
+            self._tls = self.server.tls_context()
+        return self._tls
+
+    def _starttls(self, client: smtplib.SMTP) -> None:
+        if not client.has_extn("starttls"):
+            raise SmtpUnavailable(
+                f"the SMTP server {self.server} does not offer STARTTLS, which the SMTP URL "
+                "asks for (starttls=true): nothing is sent in clear text"
+            )
+        client.starttls(context=self._tls_context())
+        client.ehlo()
+
+    def _login(self, client: smtplib.SMTP) -> None:
+        server = self.server
+        if not client.has_extn("auth"):
+            unencrypted = not (server.ssl or server.starttls)
+            hint = " (many servers offer it only after STARTTLS: add starttls=true)"
+            raise SmtpUnavailable(
+                f"the SMTP server {server} offers no login (AUTH) for the user "
+                f"{server.username!r} of the SMTP URL" + hint * unencrypted
+            )
+        try:
+            client.login(server.username or "", server.password or "")
+        except smtplib.SMTPAuthenticationError as error:
+            # Not tried again: a second wrong password only brings a lockout closer.
+            raise SmtpUnavailable(
+                f"the SMTP server {server} refused the login of {server.username!r} "
+                f"(check user and password in the SMTP URL): "
+                f"{classify(error.smtp_code, error.smtp_error).describe()}"
+            ) from None
+
+    def _untrusted(self, error: ssl.SSLCertVerificationError) -> str:
+        reason = error.verify_message or _reason(error)
+        if self.server.cafile:
+            trusted = f"the CA certificates in {self.server.cafile}"
+            hint = ""
+        else:
+            trusted = "the system's CA certificates"
+            hint = " (a certificate of an internal CA: add cafile=/path/ca.pem to the SMTP URL)"
+        return (
+            f"the certificate of the SMTP server {self.server} is not trusted by {trusted}: "
+            f"{reason}{hint}"
+        )
 
     def _envelope(
         self, client: smtplib.SMTP, sender: str, recipient: str, data: bytes
@@ -277,6 +373,15 @@ class SmtpConnection:
         """MAIL FROM and RCPT TO; a refusal as a result (after RSET), None when accepted."""
         options = ["BODY=8BITMIME"] if client.has_extn("8bitmime") and _has_8bit(data) else []
         code, response = client.mail(sender, options)
+        if code == 530:
+            # "Authentication required" (RFC 4954) or "Must issue STARTTLS first" (RFC 3207):
+            # about the session, not this message, and the same for every message after it.
+            self.close()
+            raise SmtpUnavailable(
+                f"the SMTP server {self.server} takes mail only after TLS or a login the SMTP "
+                f"URL does not give (starttls=true, user and password): "
+                f"{classify(code, response).describe()}"
+            )
         if code != 250:
             return self._refused(client, code, response)
         code, response = client.rcpt(recipient)
