@@ -50,7 +50,7 @@ def create_app(
             yield
         finally:
             writer.close()
-            app.state.lookups.close()
+            await app.state.lookups.aclose()
 
     app = FastAPI(
         title="leadflow tracking",

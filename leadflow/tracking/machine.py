@@ -16,19 +16,25 @@ rates ignore them. The rules, each configurable in `company.tracking.machine_tra
   whoever follows it is a machine.
 
 `reason` answers the first rule that matches (stored in the event's properties as
-`machine_reason`), or None for a person.
+`machine_reason`), or None for a person. It runs on every open and click, so the patterns
+are one compiled alternation and the answers for a user agent or an address are cached
+(the same few browsers, proxies and scanners send most requests).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
+import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Kind = Literal["open", "click"]
+# Distinct user agents and client addresses whose answer is remembered, per rule set.
+CACHE_SIZE = 4096
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,19 @@ class MachineRules:
     networks: tuple[Network, ...] = ()
     min_seconds_after_delivery: float = 0.0
     honeypot_link_tag: str | None = None
+    _agent_matches: Any = field(init=False, repr=False, compare=False)
+    _address_matches: Any = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Caches per instance (not functools.cache on methods): they go with the rules.
+        agent_matches = functools.lru_cache(CACHE_SIZE)(
+            functools.partial(_contains_pattern, search=_pattern_search(self.user_agents))
+        )
+        address_matches = functools.lru_cache(CACHE_SIZE)(
+            functools.partial(_in_networks, networks=self.networks)
+        )
+        object.__setattr__(self, "_agent_matches", agent_matches)
+        object.__setattr__(self, "_address_matches", address_matches)
 
     @classmethod
     def build(
@@ -94,13 +113,21 @@ class MachineRules:
         elapsed = (occurred_at - sent_at).total_seconds()
         return elapsed < self.min_seconds_after_delivery
 
-    def _agent_matches(self, user_agent: str) -> bool:
-        lowered = user_agent.lower()
-        return any(pattern in lowered for pattern in self.user_agents)
 
-    def _address_matches(self, ip: str) -> bool:
-        try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
-            return False
-        return any(address in network for network in self.networks)
+def _pattern_search(patterns: tuple[str, ...]) -> Any:
+    """One compiled alternation of the (lower-case) patterns: one scan per user agent."""
+    if not patterns:
+        return None
+    return re.compile("|".join(re.escape(pattern) for pattern in patterns)).search
+
+
+def _contains_pattern(user_agent: str, search: Any) -> bool:
+    return search is not None and search(user_agent.lower()) is not None
+
+
+def _in_networks(ip: str, networks: tuple[Network, ...]) -> bool:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(address in network for network in networks)

@@ -32,11 +32,13 @@ and outbox row never change. Machine traffic is flagged by `leadflow.tracking.ma
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import datetime as dt
+import functools
 import html
 import logging
-import threading
 from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -46,11 +48,10 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.engine import Connection, Engine
-from starlette.concurrency import run_in_threadpool
 
 from leadflow.errors import LeadflowError
 from leadflow.messaging import links, suppression
-from leadflow.tracking.writer import insert_events
+from leadflow.tracking.writer import insert_events, mail_event_row
 from leadflow.warehouse.engine import connection_params
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,11 @@ class Link:
     contact_id: str | None
     sent_at: dt.datetime | None
 
+    @functools.cached_property
+    def redirectable(self) -> bool:
+        """Checked once per cached link rather than on every click."""
+        return _redirectable(self.url)
+
 
 @dataclass(frozen=True)
 class Mail:
@@ -94,70 +100,80 @@ class Lookups:
     """`ops.links` and `ops.outbox` rows by id, cached: a sent mail's rows never change.
 
     Only found rows are cached (a missing row may still be written); the oldest entry goes
-    when the cache is full. A miss is one prepared query on a psycopg connection of the
-    worker thread that runs it (no pool checkout, no ping: this is the hot path of every
-    first open and every click); a failed query drops that connection.
+    when the cache is full. A miss is one prepared query on an asynchronous psycopg
+    connection of the event loop — no pool checkout, no ping and no hop to a worker thread
+    (that hop cost more than the query): this is the hot path of every first open and
+    click. At most `connections` queries run at once, each on its own connection; a failed
+    query drops its connection.
     """
 
-    def __init__(self, engine: Engine, size: int = CACHE_SIZE) -> None:
+    def __init__(self, engine: Engine, size: int = CACHE_SIZE, connections: int = 4) -> None:
         self.engine = engine
         self.size = size
+        self.connections = connections
         self._links: dict[str, Link] = {}
         self._mails: dict[int, Mail] = {}
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._connections: list[psycopg.Connection] = []
+        self._idle: list[psycopg.AsyncConnection] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._slots = asyncio.Semaphore(connections)
 
     async def link(self, link_id: str) -> Link | None:
         found = self._links.get(link_id)
         if found is None:
-            row = await run_in_threadpool(self._query, LINK_QUERY, link_id)
+            row = await self._query(LINK_QUERY, link_id)
             if row is not None:
-                found = Link(*row)
+                found = Link(*row[:-1], sent_at=_utc(row[-1]))
                 _remember(self._links, link_id, found, self.size)
         return found
 
     async def mail(self, outbox_id: int) -> Mail | None:
         found = self._mails.get(outbox_id)
         if found is None:
-            row = await run_in_threadpool(self._query, MAIL_QUERY, outbox_id)
+            row = await self._query(MAIL_QUERY, outbox_id)
             if row is not None:
                 found = Mail(*row)
                 _remember(self._mails, outbox_id, found, self.size)
         return found
 
-    def _query(self, query: str, key: Any) -> tuple | None:
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = self._local.connection = self._connect()
-        try:
-            with connection.cursor() as cursor:
-                return cursor.execute(query, (key,), prepare=True).fetchone()
-        except Exception:
-            self._local.connection = None
-            self._forget(connection)
-            raise
+    async def _query(self, query: str, key: Any) -> tuple | None:
+        self._follow_running_loop()
+        async with self._slots:
+            connection = self._idle.pop() if self._idle else await self._connect()
+            try:
+                async with connection.cursor() as cursor:
+                    await cursor.execute(query, (key,), prepare=True)
+                    row = await cursor.fetchone()
+            except BaseException:
+                with contextlib.suppress(Exception):  # a broken connection may fail to close
+                    await connection.close()
+                raise
+            self._idle.append(connection)
+            return row
 
-    def _connect(self) -> psycopg.Connection:
-        # Outside the engine's pool: each worker thread keeps its own connection.
+    async def _connect(self) -> psycopg.AsyncConnection:
         conninfo = connection_params(self.engine.url).libpq_url()
-        connection = psycopg.connect(conninfo, autocommit=True)
-        with self._lock:
-            self._connections.append(connection)
-        return connection
+        return await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
 
-    def _forget(self, connection: psycopg.Connection) -> None:
-        with self._lock:
-            if connection in self._connections:
-                self._connections.remove(connection)
-        connection.close()
+    def _follow_running_loop(self) -> None:
+        # Connections belong to the loop that opened them; a new loop (a test client that
+        # runs each request in its own) starts afresh, dropping those of the old one.
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._drop_idle()
+            self._loop = loop
+            self._slots = asyncio.Semaphore(self.connections)
 
-    def close(self) -> None:
-        """Close the worker threads' connections (the service's shutdown)."""
-        with self._lock:
-            connections, self._connections = self._connections, []
-        for connection in connections:
-            connection.close()
+    def _drop_idle(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.pgconn.finish()  # no await: its loop may be gone
+
+    async def aclose(self) -> None:
+        """Close the connections (the service's shutdown)."""
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            with contextlib.suppress(Exception):
+                await connection.close()
 
 
 LINK_QUERY = (
@@ -178,6 +194,12 @@ def load_mail(connection: Connection, outbox_id: int) -> Mail | None:
     )
     row = connection.execute(statement, {"outbox_id": outbox_id}).first()
     return None if row is None else Mail(**row._mapping)
+
+
+def _utc(moment: dt.datetime | None) -> dt.datetime | None:
+    # psycopg gives the session's zone (a ZoneInfo); every click compares sent_at with
+    # now in UTC, which is cheaper between two datetimes in the same fixed zone.
+    return None if moment is None else moment.astimezone(dt.UTC)
 
 
 def _remember(cache: dict, key: Any, value: Any, size: int) -> None:
@@ -216,18 +238,17 @@ async def _record_open(token: str, request: Request) -> None:
     now = dt.datetime.now(dt.UTC)
     user_agent, ip = _client(request)
     reason = state.machine_rules.reason("open", user_agent=user_agent, ip=ip)
-    state.writer.add(
-        {
-            "event_type": "email_open",
-            "occurred_at": now,
-            "contact_id": mail.contact_id,
-            "campaign_id": mail.campaign_id,
-            "step_id": mail.step_id,
-            "is_machine": reason is not None,
-            "user_agent": user_agent,
-            "properties": _properties(mail.outbox_id, reason),
-        }
+    row = mail_event_row(
+        "email_open",
+        now,
+        contact_id=mail.contact_id,
+        campaign_id=mail.campaign_id,
+        step_id=mail.step_id,
+        is_machine=reason is not None,
+        user_agent=user_agent,
+        properties=_properties(mail.outbox_id, reason),
     )
+    state.writer.add_row(row)
 
 
 @router.get(
@@ -246,7 +267,7 @@ async def click(token: str, request: Request) -> Response:
     payload = _verified(token, state, "click")
     link_id = payload.get("link_id") if payload else None
     link = await state.lookups.link(link_id) if isinstance(link_id, str) else None
-    if link is None or not _redirectable(link.url):
+    if link is None or not link.redirectable:
         return _not_found()
     try:
         _record_click(link, request)
@@ -268,21 +289,20 @@ def _record_click(link: Link, request: Request) -> None:
         sent_at=link.sent_at,
         link_tag=link.tag,
     )
-    state.writer.add(
-        {
-            "event_type": "email_click",
-            "occurred_at": now,
-            "contact_id": link.contact_id,
-            "campaign_id": link.campaign_id,
-            "step_id": link.step_id,
-            "link_id": link.link_id,
-            "link_tag": link.tag,
-            "url": link.url,
-            "is_machine": reason is not None,
-            "user_agent": user_agent,
-            "properties": _properties(link.outbox_id, reason),
-        }
+    row = mail_event_row(
+        "email_click",
+        now,
+        contact_id=link.contact_id,
+        campaign_id=link.campaign_id,
+        step_id=link.step_id,
+        is_machine=reason is not None,
+        user_agent=user_agent,
+        properties=_properties(link.outbox_id, reason),
+        link_id=link.link_id,
+        link_tag=link.tag,
+        url=link.url,
     )
+    state.writer.add_row(row)
 
 
 def _redirectable(url: str) -> bool:
@@ -429,10 +449,16 @@ def _int(value: Any) -> int | None:
 
 
 def _client(request: Request) -> tuple[str | None, str | None]:
-    user_agent = request.headers.get("user-agent")
-    if user_agent is not None:
-        user_agent = user_agent[:MAX_USER_AGENT]
-    return user_agent, request.client.host if request.client else None
+    """User agent and client address, read from the ASGI scope (the first User-Agent, as
+    `request.headers.get` answers, without building the headers and address objects)."""
+    scope = request.scope
+    user_agent = None
+    for name, value in scope["headers"]:
+        if name == b"user-agent":
+            user_agent = value.decode("latin-1")[:MAX_USER_AGENT]
+            break
+    client = scope.get("client")
+    return user_agent, client[0] if client else None
 
 
 def _properties(outbox_id: int | None, reason: str | None) -> dict[str, Any]:

@@ -5,14 +5,22 @@ commit per request would cost more than everything else the request does. So req
 handlers only `add` the event to an in-memory buffer and answer; a background thread writes
 the buffer with one `COPY raw.events ... FROM STDIN` and one commit per batch. It starts a
 batch as soon as `batch_size` events are waiting, or `flush_interval` seconds after the
-oldest waiting event arrived, whichever comes first.
+oldest waiting event arrived, whichever comes first. A batch takes every full batch waiting,
+up to `max_batch` events (10 × `batch_size` by default): when traffic outpaces the commits,
+batches grow instead of the queue, and each event costs the warehouse less.
+
+The request pays only for checking the event and making its row (`event_row`: a few
+microseconds, no system call — event ids are a per-process random prefix and a counter,
+properties are serialised by msgspec; opens and clicks skip the checks with
+`mail_event_row`); the COPY formats the rows in psycopg's C code.
 
 Durability bound — what a crash can lose. `close()` (the service's graceful shutdown, e.g.
 on SIGTERM) writes everything, so a clean stop loses nothing. A crash (kill -9, power loss)
 loses the events accepted but not yet committed: the buffer plus the batch being written at
-that moment. While the warehouse keeps up that is at most `2 × batch_size` events (a full
-batch in flight plus a buffer that triggers the next one when it is full) and never older
-than `flush_interval` seconds plus one COPY's duration. `bound()` returns the event count;
+that moment. While the warehouse keeps up (a batch is committed before `batch_size` more
+events arrive) that is at most `2 × batch_size` events (a full batch in flight plus a buffer
+that triggers the next one when it is full) and never older than `flush_interval` seconds
+plus one COPY's duration. `bound()` returns the event count;
 tests/leadflow/tracking/test_serve.py kills a served process and checks it.
 
 If the warehouse is unreachable the events stay in the buffer and the writer retries with a
@@ -29,14 +37,17 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import json
 import logging
+import os
+import secrets
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, get_args
 
+import msgspec
 import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -48,6 +59,10 @@ from leadflow.warehouse.tables import EVENT_COLUMNS, EVENTS
 log = logging.getLogger(__name__)
 
 COLUMNS = EVENT_COLUMNS
+_COLUMN_SET = frozenset(COLUMNS)
+_EVENT_ID, _OCCURRED_AT, _IS_MACHINE, _PROPERTIES = (
+    COLUMNS.index(name) for name in ("event_id", "occurred_at", "is_machine", "properties")
+)
 # The event types raw.events accepts (its CHECK constraint; the filter language's list).
 EVENT_TYPES = frozenset(get_args(EventType))
 COPY_STATEMENT = f"COPY raw.events ({', '.join(COLUMNS)}) FROM STDIN"
@@ -70,22 +85,85 @@ def event_row(event: Mapping[str, Any]) -> tuple[Any, ...]:
 
     Checked here, in the request, so a bad event fails its caller instead of a whole batch.
     """
-    unknown = set(event) - set(COLUMNS)
-    if unknown:
-        raise EventError(f"unknown raw.events column(s): {', '.join(sorted(unknown))}")
+    if not _COLUMN_SET.issuperset(event):
+        unknown = ", ".join(sorted(set(event) - _COLUMN_SET))
+        raise EventError(f"unknown raw.events column(s): {unknown}")
     event_type = event.get("event_type")
     if event_type not in EVENT_TYPES:
         raise EventError(f"unknown event type {event_type!r}")
-    values = dict(event)
-    values["event_id"] = str(values.get("event_id") or uuid.uuid4().hex)
-    occurred_at = values.get("occurred_at") or dt.datetime.now(dt.UTC)
+    occurred_at = event.get("occurred_at") or dt.datetime.now(dt.UTC)
     if not isinstance(occurred_at, dt.datetime) or occurred_at.tzinfo is None:
         raise EventError("occurred_at must be a timezone-aware datetime")
-    values["occurred_at"] = occurred_at
-    values["is_machine"] = bool(values.get("is_machine", False))
-    properties = values.get("properties")
-    values["properties"] = None if properties is None else json.dumps(properties)
-    return tuple(values.get(name) for name in COLUMNS)
+    row = list(map(event.get, COLUMNS))
+    row[_EVENT_ID] = str(row[_EVENT_ID] or new_event_id())
+    row[_OCCURRED_AT] = occurred_at
+    row[_IS_MACHINE] = bool(row[_IS_MACHINE])
+    if row[_PROPERTIES] is not None:
+        row[_PROPERTIES] = _encode_json(row[_PROPERTIES]).decode()
+    return tuple(row)
+
+
+def mail_event_row(
+    event_type: str,
+    occurred_at: dt.datetime,
+    *,
+    contact_id: str | None,
+    campaign_id: str | None,
+    step_id: str | None,
+    is_machine: bool,
+    user_agent: str | None,
+    properties: Mapping[str, Any],
+    link_id: str | None = None,
+    link_tag: str | None = None,
+    url: str | None = None,
+) -> tuple[Any, ...]:
+    """The row of an open or a click, made straight from values the service itself took
+    (ops.outbox / ops.links rows, its own clock): nothing to check, so none of
+    `event_row`'s checks on the path of every open and click. Same row as `event_row`
+    makes of the same event (tests/leadflow/tracking/test_writer.py compares them)."""
+    return (
+        new_event_id(),
+        contact_id,
+        None,  # visitor_id
+        event_type,
+        occurred_at,
+        campaign_id,
+        step_id,
+        None,  # mailing_id
+        link_id,
+        link_tag,
+        None,  # asset_id
+        url,
+        None,  # bounce_type
+        is_machine,
+        user_agent,
+        _encode_json(properties).decode(),
+    )
+
+
+_encode_json = msgspec.json.Encoder().encode
+
+
+class _EventIds:
+    """Event ids: 16 random hex digits per process, then a 16-digit counter.
+
+    As unique as uuid4's 32 hex digits for our purposes (a fresh random prefix in every
+    process, and again in a forked child) without a system call per event.
+    """
+
+    def __init__(self) -> None:
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._counter = itertools.count()  # next() on it is atomic: threads share it
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+new_event_id = _EventIds()
 
 
 def insert_events(connection: Connection, events: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -126,6 +204,7 @@ class EventWriter:
         *,
         batch_size: int = 500,
         flush_interval: float = 1.0,
+        max_batch: int | None = None,
         max_buffered: int | None = None,
     ) -> None:
         if engine.dialect.driver != "psycopg":
@@ -133,12 +212,15 @@ class EventWriter:
         self.engine = engine
         self.batch_size = batch_size
         self.flush_interval = flush_interval
+        self.max_batch = max(max_batch or 10 * batch_size, batch_size)
         self.max_buffered = max_buffered or 200 * batch_size
         self.written = 0
         self._buffer: list[tuple[Any, ...]] = []
         self._oldest: float | None = None  # monotonic time the oldest buffered event arrived
         self._in_flight = 0
-        self._condition = threading.Condition()
+        # add() takes the lock itself (cheaper than through the Condition: every request).
+        self._lock = threading.Lock()
+        self._condition = threading.Condition(self._lock)
         self._write_lock = threading.Lock()
         self._closing = False
         self._closed = False
@@ -149,8 +231,11 @@ class EventWriter:
 
     def add(self, event: Mapping[str, Any]) -> str:
         """Buffer one event; its event_id. Never waits for the warehouse."""
-        row = event_row(event)
-        with self._condition:
+        return self.add_row(event_row(event))
+
+    def add_row(self, row: tuple[Any, ...]) -> str:
+        """Buffer a row made by `event_row` or `mail_event_row`; its event_id."""
+        with self._lock:
             if self._closing:
                 raise WriterClosed("the event writer is closed")
             if len(self._buffer) + self._in_flight >= self.max_buffered:
@@ -158,7 +243,9 @@ class EventWriter:
             if not self._buffer:
                 self._oldest = time.monotonic()
             self._buffer.append(row)
-            if len(self._buffer) >= self.batch_size:
+            # Once, when a batch fills: the writing thread checks the buffer again after
+            # every batch, so later events need no wake-up (notify costs more than append).
+            if len(self._buffer) == self.batch_size:
                 self._condition.notify()
         return row[0]
 
@@ -264,8 +351,11 @@ class EventWriter:
 
     def _take(self) -> list[tuple[Any, ...]]:
         with self._condition:
-            batch = self._buffer[: self.batch_size]
-            del self._buffer[: self.batch_size]
+            # Whole batches while any is full (the rest waits for its interval), else all.
+            full = len(self._buffer) // self.batch_size * self.batch_size
+            size = min(full or len(self._buffer), self.max_batch)
+            batch = self._buffer[:size]
+            del self._buffer[:size]
             self._in_flight += len(batch)
             if not self._buffer:
                 self._oldest = None

@@ -85,3 +85,13 @@ def test_the_shipped_defaults(config):
     assert rules.reason("open", **person(ip="17.1.2.3")) == "ip_range"
     assert rules.reason("open", **person(user_agent="Microsoft Office Protection")) == "user_agent"
     assert rules.reason("open", **person()) is None
+
+
+def test_cached_answers_belong_to_their_rule_set():
+    scanner = "Mozilla/5.0 (compatible; Barracuda Sentinel)"
+    others = MachineRules.build(user_agents=["Proofpoint"], ip_ranges=["203.0.113.0/24"])
+    for _ in range(3):  # answered again from each rule set's cache
+        assert RULES.reason("open", **person(user_agent=scanner)) == "user_agent"
+        assert others.reason("open", **person(user_agent=scanner, ip="18.0.0.1")) is None
+        assert RULES.reason("open", **person()) is None
+        assert others.reason("open", **person()) == "ip_range"

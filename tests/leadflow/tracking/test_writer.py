@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 
 import pytest
@@ -15,6 +16,8 @@ from leadflow.tracking.writer import (
     WriterClosed,
     event_row,
     insert_events,
+    mail_event_row,
+    new_event_id,
 )
 from tests.leadflow.tracking.data import count, events
 
@@ -40,7 +43,31 @@ def test_event_rows_are_checked_before_buffering():
     with pytest.raises(EventError, match="timezone-aware"):
         event_row({"event_type": "email_open", "occurred_at": dt.datetime(2026, 1, 1)})
     row = event_row({"event_type": "email_open", "properties": {"a": 1}})
-    assert len(row[0]) == 32 and row[-1] == '{"a": 1}' and row[-3] is False
+    assert len(row[0]) == 32 and row[-1] == '{"a":1}' and row[-3] is False
+
+
+@pytest.mark.parametrize(
+    "link",
+    [{}, {"link_id": "L-1", "link_tag": "product", "url": "https://www.example.com/p?q=1"}],
+)
+def test_the_row_of_an_open_or_click_is_the_row_of_the_same_event(link):
+    event = {
+        "event_type": "email_click" if link else "email_open",
+        "occurred_at": AT,
+        "contact_id": "C-1",
+        "campaign_id": "newsletter",
+        "step_id": "send_1",
+        "is_machine": True,
+        "user_agent": "Barracuda",
+        "properties": {"outbox_id": 7, "machine_reason": "user_agent"},
+        **link,
+    }
+    fields = {
+        name: value for name, value in event.items() if name not in ("event_type", "occurred_at")
+    }
+    row = mail_event_row(event["event_type"], AT, **fields)
+    assert row[1:] == event_row(event)[1:]  # all but the new event id
+    assert len(row[0]) == 32 and row[0] != event_row(event)[0]
 
 
 def test_a_full_batch_is_written_without_waiting_for_the_interval(warehouse):
@@ -50,6 +77,42 @@ def test_a_full_batch_is_written_without_waiting_for_the_interval(warehouse):
         wait_for(lambda: count(warehouse, "raw.events") == 20)
         assert writer.pending() == 5  # the rest waits for a full batch or the interval
     assert count(warehouse, "raw.events") == 25  # close wrote it
+
+
+def test_waiting_full_batches_go_in_one_copy_up_to_max_batch(warehouse):
+    writer = EventWriter(warehouse, batch_size=10, flush_interval=3600, max_batch=20)
+    for n in range(35):  # the thread is not started yet: 3 full batches and 5 more wait
+        writer.add(click(n))
+    writer.start()
+    wait_for(lambda: count(warehouse, "raw.events") == 30)
+    assert writer.pending() == 5  # not a full batch: it waits for the interval
+    writer.close()
+    # One transaction per COPY: 20 (max_batch), then the third full batch, then the rest.
+    assert rows_per_transaction(warehouse) == [20, 10, 5]
+
+
+def rows_per_transaction(engine) -> list[int]:
+    rows = events(engine, "xmin::text::bigint")
+    sizes: dict[int, int] = {}
+    for (transaction,) in rows:
+        sizes[transaction] = sizes.get(transaction, 0) + 1
+    return [sizes[transaction] for transaction in sorted(sizes)]
+
+
+def test_event_ids_are_unique_also_in_a_forked_child():
+    ids = {new_event_id() for _ in range(10_000)}
+    assert len(ids) == 10_000
+    assert all(len(event_id) == 32 and int(event_id, 16) >= 0 for event_id in ids)
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child: report its next id and leave at once
+        os.write(writer, new_event_id().encode())
+        os._exit(0)
+    os.close(writer)
+    os.waitpid(child, 0)
+    child_id = os.read(reader, 64).decode()
+    os.close(reader)
+    assert len(child_id) == 32 and child_id[:16] != next(iter(ids))[:16]
 
 
 def test_a_partial_batch_is_written_after_the_interval(warehouse):
