@@ -175,16 +175,29 @@ RENDER = {
 }
 
 
+def project_config() -> ProjectConfig:
+    """The dbt project, rendered from its manifest read as the local file it is.
+
+    Cosmos wraps the manifest path in an ObjectStoragePath, and reading one of those
+    reports hook lineage: the first read loads every Airflow plugin (the UI plugin imports
+    FastAPI) in the middle of parsing this file, about 0.1 s each time the DAG processor
+    parses it. A plain Path is one of the types ProjectConfig holds.
+    """
+    config = ProjectConfig(
+        dbt_project_path=paths.dbt_project_dir(),
+        manifest_path=MANIFEST,
+        project_name="leadflow",
+        install_dbt_deps=False,
+    )
+    config.manifest_path = MANIFEST
+    return config
+
+
 def dbt_task_group(group_id: str, render_config: RenderConfig) -> DbtTaskGroup:
     """The dbt models `render_config` selects, one Cosmos task per model, for the run's as_of."""
     return DbtTaskGroup(
         group_id=group_id,
-        project_config=ProjectConfig(
-            dbt_project_path=paths.dbt_project_dir(),
-            manifest_path=MANIFEST,
-            project_name="leadflow",
-            install_dbt_deps=False,
-        ),
+        project_config=project_config(),
         profile_config=ProfileConfig(
             profile_name=DBT_PROFILE,
             target_name="warehouse",

@@ -51,7 +51,12 @@ from leadflow.campaigns.state import (
     due_on_arrival,
     filter_predicate,
 )
-from leadflow.campaigns.timing import next_window_start, plan_send_times
+from leadflow.campaigns.timing import (
+    next_window_start,
+    plan_capped,
+    plan_sends_into,
+    with_window_moments,
+)
 from leadflow.config.campaigns import (
     BranchStep,
     Campaign,
@@ -80,13 +85,18 @@ MOVES = sa.table(
     sa.column("next_step", sa.Text()),
     sa.column("arrival", sa.DateTime(timezone=True)),
     sa.column("detail", postgresql.JSONB()),
+    sa.column("category", sa.Text()),
+    sa.column("scheduled_at", sa.DateTime(timezone=True)),
+    sa.column("deferred_reason", sa.Text()),
 )
 SEND_BATCH = "campaign_send_batch"
 _TEMP_TABLES = (
     "create temp table if not exists campaign_moves (enrolment_id bigint primary key, "
     "contact_id text not null, tenant_code text, step_seq integer not null, "
     "arrived_at timestamptz, outcome text not null, next_step text, "
-    "arrival timestamptz not null, detail jsonb not null default '{}') on commit drop",
+    "arrival timestamptz not null, detail jsonb not null default '{}', "
+    # a send step's mail, planned in place (timing.plan_capped)
+    "category text, scheduled_at timestamptz, deferred_reason text) on commit drop",
     "create temp table if not exists campaign_send_batch (enrolment_id bigint primary key, "
     "contact_id text not null, tenant_code text, category text not null, "
     "scheduled_at timestamptz, deferred_reason text) on commit drop",
@@ -145,6 +155,7 @@ def run_step(connection: Connection, scope: StepScope, index: int) -> int:
             following,
             # a duration wait moves on at its due time: chained waits keep their rhythm
             arrival=ENROLMENTS.c.due_at if _is_duration_wait(step) else None,
+            mail_category=scope.campaign.category if isinstance(step, SendStep) else None,
         )
     if not taken:
         return 0
@@ -175,7 +186,10 @@ def _take_due(
     outcome: str,
     next_step: str | None,
     arrival: ColumnElement | None = None,
+    mail_category: str | None = None,
 ) -> int:
+    """The due journeys into the moves; with `mail_category` (a send step) each with its
+    mail at its tenant's send-window moment, for the planner to apply the cap in place."""
     rows = sa.select(
         ENROLMENTS.c.enrolment_id,
         ENROLMENTS.c.contact_id,
@@ -196,6 +210,14 @@ def _take_due(
         "next_step",
         "arrival",
     ]
+    if mail_category is not None:
+        rows = with_window_moments(
+            rows.add_columns(sa.literal(mail_category, sa.Text())),
+            ENROLMENTS.c.tenant_code,
+            scope.now,
+            scope.config,
+        )
+        columns += ["category", "scheduled_at", "deferred_reason"]
     inserted = connection.execute(
         MOVES.insert().from_select(columns, rows), execution_options={"preserve_rowcount": True}
     )
@@ -204,15 +226,16 @@ def _take_due(
 
 def _finish(connection: Connection, scope: StepScope, step: StepNode) -> int:
     """One history row per move, then every moving journey to its next step (or its end)."""
+    moves = _sent_moves() if isinstance(step, SendStep) else MOVES
     history = sa.select(
-        MOVES.c.enrolment_id,
-        MOVES.c.step_seq,
+        moves.c.enrolment_id,
+        moves.c.step_seq,
         sa.literal(step.id, sa.Text()),
         sa.literal(step_kind(step), sa.Text()),
-        MOVES.c.arrived_at,
+        moves.c.arrived_at,
         sa.literal(scope.now, sa.DateTime(timezone=True)),
-        MOVES.c.outcome,
-        MOVES.c.detail,
+        moves.c.outcome,
+        moves.c.detail,
     )
     connection.execute(
         postgresql.insert(HISTORY)
@@ -222,24 +245,24 @@ def _finish(connection: Connection, scope: StepScope, step: StepNode) -> int:
         )
         .on_conflict_do_nothing()
     )
-    ended = MOVES.c.next_step.is_(None)
+    ended = moves.c.next_step.is_(None)
     end_reason = "end"
     if isinstance(step, ExitStep):
         end_reason = step.exit.reason or "exit"
     moved = connection.execute(
         ENROLMENTS.update()
         .where(
-            ENROLMENTS.c.enrolment_id == MOVES.c.enrolment_id,
-            ENROLMENTS.c.step_seq == MOVES.c.step_seq,
+            ENROLMENTS.c.enrolment_id == moves.c.enrolment_id,
+            ENROLMENTS.c.step_seq == moves.c.step_seq,
             ENROLMENTS.c.status == "active",
         )
         .values(
             step_seq=ENROLMENTS.c.step_seq + 1,
-            step_id=MOVES.c.next_step,
-            arrived_at=sa.case((ended, ENROLMENTS.c.arrived_at), else_=MOVES.c.arrival),
+            step_id=moves.c.next_step,
+            arrived_at=sa.case((ended, ENROLMENTS.c.arrived_at), else_=moves.c.arrival),
             due_at=sa.case(
                 (ended, ENROLMENTS.c.due_at),
-                else_=due_on_arrival(scope.campaign, MOVES.c.next_step, MOVES.c.arrival),
+                else_=due_on_arrival(scope.campaign, moves.c.next_step, moves.c.arrival),
             ),
             status=sa.case((ended, "completed"), else_="active"),
             ended_at=sa.case((ended, scope.now), else_=sa.null()),
@@ -287,43 +310,43 @@ def _defer_outside_window(connection: Connection, scope: StepScope, step: WaitSt
 def _plan(connection: Connection, scope: StepScope, category: str, only: Any = None) -> None:
     """Fill the send batch with the moving journeys (or those `only` selects) and plan it."""
     connection.execute(sa.text("truncate campaign_send_batch"))
-    batch = sa.table(
-        SEND_BATCH,
-        sa.column("enrolment_id"),
-        sa.column("contact_id"),
-        sa.column("tenant_code"),
-        sa.column("category"),
-    )
     rows = sa.select(
         MOVES.c.enrolment_id,
         MOVES.c.contact_id,
         MOVES.c.tenant_code,
-        sa.literal(category, sa.Text()),
+        sa.literal(category, sa.Text()).label("category"),
     )
     if only is not None:
         rows = rows.where(only)
-    connection.execute(
-        batch.insert().from_select(["enrolment_id", "contact_id", "tenant_code", "category"], rows)
-    )
-    plan_send_times(connection, SEND_BATCH, scope.now, scope.config)
+    plan_sends_into(connection, SEND_BATCH, rows, scope.now, scope.config)
 
 
-_OUTBOX_FROM_BATCH = """
+_OUTBOX_FROM_PLAN = """
 insert into ops.outbox (kind, campaign_id, step_id, enrolment_id, step_seq, contact_id,
     tenant_code, message, content, category, recipient_email, requested_at, scheduled_at,
     deferred_reason)
 select :kind, :campaign_id, :step_id, m.enrolment_id, m.step_seq, m.contact_id, m.tenant_code,
-    :message, :content, b.category, {recipient}, :now, b.scheduled_at, b.deferred_reason
-from campaign_moves as m
-join campaign_send_batch as b on b.enrolment_id = m.enrolment_id
+    :message, :content, {p}.category, {recipient}, :now, {p}.scheduled_at, {p}.deferred_reason
+from {source}
 on conflict (enrolment_id, step_seq) do nothing
 """
-_CAMPAIGN_MAIL = sa.text(_OUTBOX_FROM_BATCH.format(recipient="null"))
-_OWNER_NOTIFICATION = sa.text(_OUTBOX_FROM_BATCH.format(recipient="m.detail ->> 'recipient'"))
+# A send step's mails are planned in the moves themselves (every move sends one), an owner
+# notification's in the send batch (only the moves with an owner to notify).
+_CAMPAIGN_MAIL = sa.text(
+    _OUTBOX_FROM_PLAN.format(p="m", recipient="null", source="campaign_moves as m")
+)
+_OWNER_NOTIFICATION = sa.text(
+    _OUTBOX_FROM_PLAN.format(
+        p="b",
+        recipient="m.detail ->> 'recipient'",
+        source=f"campaign_moves as m join {SEND_BATCH} as b on b.enrolment_id = m.enrolment_id",
+    )
+)
 
 
 def _send(connection: Connection, scope: StepScope, step: SendStep, targets: dict) -> None:
-    _plan(connection, scope, scope.campaign.category)
+    # The moves arrived at their window moments (_take_due): the cap in place, then the mails.
+    plan_capped(connection, "campaign_moves", scope.now, scope.config)
     connection.execute(
         _CAMPAIGN_MAIL.bindparams(sa.bindparam("content", type_=postgresql.ARRAY(sa.Text()))),
         {
@@ -335,15 +358,29 @@ def _send(connection: Connection, scope: StepScope, step: SendStep, targets: dic
             "now": scope.now,
         },
     )
-    # The journey reaches the next step when its mail goes out.
-    connection.execute(
-        sa.text(
-            "update campaign_moves as m set arrival = b.scheduled_at, "
-            "detail = jsonb_strip_nulls(jsonb_build_object('scheduled_at', b.scheduled_at, "
-            "'deferred_reason', b.deferred_reason)) "
-            "from campaign_send_batch as b where b.enrolment_id = m.enrolment_id"
-        )
-    )
+
+
+def _sent_moves() -> sa.Subquery:
+    """The moves of a send step as `_finish` reads them: each journey reaches the next step
+    when its mail goes out, and its history says when and why that is later than now.
+
+    Read from the planned columns rather than copied into `arrival` and `detail` first: for
+    a big batch that copy (an UPDATE of every move) cost as much as writing the history.
+    """
+    return sa.select(
+        MOVES.c.enrolment_id,
+        MOVES.c.step_seq,
+        MOVES.c.arrived_at,
+        MOVES.c.outcome,
+        MOVES.c.next_step,
+        MOVES.c.scheduled_at.label("arrival"),
+        sa.func.jsonb_strip_nulls(
+            sa.func.jsonb_build_object(
+                "scheduled_at", MOVES.c.scheduled_at, "deferred_reason", MOVES.c.deferred_reason
+            ),
+            type_=postgresql.JSONB(),
+        ).label("detail"),
+    ).subquery("moves")
 
 
 # --- notify_owner ----------------------------------------------------------------------

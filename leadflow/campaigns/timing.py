@@ -25,7 +25,8 @@ Semantics (exactly as the tests check them)
   with scheduled_at = the earliest t >= now satisfying both, and deferred_reason:
   'send_window' when the window alone moves the send past now, 'frequency_cap' when the cap
   moves it past the window's start, both as 'send_window,frequency_cap', NULL when it goes
-  at now.
+  at now. `plan_sends_into` does the same for rows it inserts into an empty batch itself,
+  and `plan_capped` for a batch filled with `with_window_moments`.
 
 Concurrency: planning takes a transaction-level advisory lock (CAP_LOCK), so two campaign
 runs cannot both see room for one more mail and overfill a contact; the caller must insert
@@ -33,8 +34,9 @@ the planned ops.outbox rows in the same transaction (the lock is released at com
 before planning the next batch of that transaction.
 
 Performance: the window is computed once per tenant in Python and set for every row in one
-UPDATE. The cap is checked in SQL: a contact with fewer than max_mails counted sends
-scheduled in (t - W, t + W) keeps t, since every window of W containing t lies inside that
+UPDATE — or as the rows are inserted (`with_window_moments`: one write per row, not two).
+The cap is checked in SQL: a contact with fewer than max_mails counted sends scheduled in
+(t - W, t + W) keeps t, since every window of W containing t lies inside that
 interval (index ops.outbox (contact_id, scheduled_at) for marketing mail). Only the rest —
 contacts who already got their share — are fetched (one query) and solved exactly with
 `earliest_allowed`, and written back in one UPDATE from unnest(arrays).
@@ -176,14 +178,94 @@ def plan_send_times(
     docstring); the batch has columns (enrolment_id, contact_id, tenant_code, category,
     scheduled_at, deferred_reason) and holds each contact at most once."""
     batch = _batch(batch_table)
-    cap = config.company.defaults.frequency_cap
-    width = dt.timedelta(days=cap.per_days)
-    connection.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(CAP_LOCK))))
+    _lock_planner(connection)
     tenant_codes = _checked_tenant_codes(connection, batch)
     if not tenant_codes:
         return PlanSummary(rows=0, deferred_by_window=0, deferred_by_cap=0)
     windows = {code: _tenant_window_fn(config, code) for code in tenant_codes}
     _set_window_starts(connection, batch, now, {code: fn(now) for code, fn in windows.items()})
+    return _apply_cap(connection, batch, now, config, windows)
+
+
+def plan_sends_into(
+    connection: Connection, batch_table: str, rows: sa.Select, now: dt.datetime, config: Config
+) -> PlanSummary:
+    """Insert `rows` (enrolment_id, contact_id, tenant_code, category, in that order) into the
+    empty `batch_table` and plan them: the same result as inserting them and calling
+    `plan_send_times`, but every row is written once, already at its window moment."""
+    batch = _batch(batch_table)
+    sending = rows.subquery("sending")
+    enrolment_id, contact_id, tenant_code, category = sending.c
+    connection.execute(
+        batch.insert().from_select(
+            [*_PLANNED_COLUMNS],
+            with_window_moments(
+                sa.select(enrolment_id, contact_id, tenant_code, category),
+                tenant_code,
+                now,
+                config,
+            ),
+        )
+    )
+    return plan_capped(connection, batch_table, now, config)
+
+
+def with_window_moments(
+    rows: sa.Select, tenant_code: sa.ColumnElement[str], now: dt.datetime, config: Config
+) -> sa.Select:
+    """`rows` with two more columns: `scheduled_at`, the send-window moment for `now` of the
+    row's tenant (`tenant_code`), and `deferred_reason`, 'send_window' when that is later
+    than now — what a batch row holds before `plan_capped` applies the cap. A row of an
+    unknown tenant gets none (and `plan_capped` names its tenant)."""
+    # Every configured tenant's moment, computed here once (a few tenants).
+    starts = _window_values(
+        {tenant.code: _tenant_window_fn(config, tenant.code)(now) for tenant in config.tenants}
+    )
+    return rows.add_columns(
+        starts.c.starts_at.label("scheduled_at"),
+        sa.case((starts.c.starts_at > now, SEND_WINDOW), else_=sa.null()).label("deferred_reason"),
+    ).outerjoin(starts, starts.c.tenant_code == tenant_code)
+
+
+def plan_capped(
+    connection: Connection, batch_table: str, now: dt.datetime, config: Config
+) -> PlanSummary:
+    """Plan `batch_table` whose rows hold their window moment already (`with_window_moments`):
+    the same checks and cap as `plan_send_times`, without writing every row again."""
+    batch = _batch(batch_table)
+    _lock_planner(connection)
+    tenant_codes = _checked_tenant_codes(connection, batch)
+    if not tenant_codes:
+        return PlanSummary(rows=0, deferred_by_window=0, deferred_by_cap=0)
+    windows = {code: _tenant_window_fn(config, code) for code in tenant_codes}
+    return _apply_cap(connection, batch, now, config, windows)
+
+
+_PLANNED_COLUMNS = (
+    "enrolment_id",
+    "contact_id",
+    "tenant_code",
+    "category",
+    "scheduled_at",
+    "deferred_reason",
+)
+
+
+def _lock_planner(connection: Connection) -> None:
+    connection.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(CAP_LOCK))))
+
+
+def _apply_cap(
+    connection: Connection,
+    batch: TableClause,
+    now: dt.datetime,
+    config: Config,
+    windows: dict[str, Callable[[dt.datetime], dt.datetime]],
+) -> PlanSummary:
+    """Defer the batch's marketing rows the frequency cap holds back (rows at their window
+    moment already), exactly, and summarise the batch."""
+    cap = config.company.defaults.frequency_cap
+    width = dt.timedelta(days=cap.per_days)
     capped = connection.execute(_capped_rows(batch, cap.max_mails, width)).all()
     if capped:
         existing = _existing_sends(connection, [row.contact_id for row in capped], now - width)
@@ -252,11 +334,7 @@ def _set_window_starts(
     connection: Connection, batch: TableClause, now: dt.datetime, starts: dict[str, dt.datetime]
 ) -> None:
     """Every row: scheduled_at = its tenant's next window moment, 'send_window' if after now."""
-    window = sa.values(
-        sa.column("tenant_code", sa.Text),
-        sa.column("starts_at", sa.DateTime(timezone=True)),
-        name="window_start",
-    ).data(list(starts.items()))
+    window = _window_values(starts)
     connection.execute(
         sa.update(batch)
         .where(batch.c.tenant_code == window.c.tenant_code)
@@ -265,6 +343,14 @@ def _set_window_starts(
             deferred_reason=sa.case((window.c.starts_at > now, SEND_WINDOW), else_=sa.null()),
         )
     )
+
+
+def _window_values(starts: dict[str, dt.datetime]) -> sa.Values:
+    return sa.values(
+        sa.column("tenant_code", sa.Text),
+        sa.column("starts_at", sa.DateTime(timezone=True)),
+        name="window_start",
+    ).data(list(starts.items()))
 
 
 def _counted() -> sa.ColumnElement[bool]:
@@ -368,5 +454,8 @@ __all__ = [
     "PlanningError",
     "earliest_allowed",
     "next_window_start",
+    "plan_capped",
     "plan_send_times",
+    "plan_sends_into",
+    "with_window_moments",
 ]

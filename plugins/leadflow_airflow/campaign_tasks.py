@@ -57,6 +57,17 @@ class _FastYamlLoader(yaml.CSafeLoader):
 
     yaml_implicit_resolvers: ClassVar[dict[str, list[tuple[str, re.Pattern[str]]]]] = {}
 
+    def resolve(self, kind: type[yaml.Node], value: str, implicit: tuple[bool, bool]) -> str:
+        # Most scalars of a campaign (keys, ids, words) start with a character no implicit
+        # type starts with, and quoted ones are text anyway: text at once, without the
+        # regular expressions (PyYAML tries them in Python for every scalar). The same
+        # verdict as the full resolver: this loader has no path resolvers.
+        if kind is yaml.ScalarNode and (
+            not implicit[0] or (value and value[0] not in _TYPED_FIRST_CHARACTERS)
+        ):
+            return self.DEFAULT_SCALAR_TAG
+        return super().resolve(kind, value, implicit)
+
 
 # ruamel.yaml's YAML 1.2 implicit types, in its order (ruamel/yaml/resolver.py).
 _YAML_12_RESOLVERS: list[tuple[str, str, str]] = [
@@ -90,6 +101,7 @@ for _tag, _pattern, _first in _YAML_12_RESOLVERS:
     _FastYamlLoader.add_implicit_resolver(_tag, re.compile(_pattern, re.X), list(_first))
 # `key:` with no value is null, as in the loader.
 _FastYamlLoader.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^$"), [""])
+_TYPED_FIRST_CHARACTERS = frozenset(_FastYamlLoader.yaml_implicit_resolvers) - {""}
 
 # The spellings both readers turn into the same value; anything else of these types (octal,
 # hex, `1_000`, `1e3`, `.inf`, date-times, `!!bool yes`) is left to the loader.

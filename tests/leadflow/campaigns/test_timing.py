@@ -7,8 +7,10 @@ Wednesday; DST in Europe/Berlin starts Sun Mar 29 (CET +1 → CEST +2) and ends 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import random
 import re
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
@@ -23,6 +25,7 @@ from leadflow.campaigns.timing import (
     earliest_allowed,
     next_window_start,
     plan_send_times,
+    plan_sends_into,
 )
 from leadflow.config import Config, load_config
 from leadflow.config.base import WEEKDAYS
@@ -296,13 +299,27 @@ def add_sends(connection: Connection, rows: list[tuple]) -> None:
     )
 
 
-def plan(connection: Connection, config: Config, now: dt.datetime, rows: list[tuple]) -> tuple:
-    """Plan rows (contact_id, tenant_code, category); (summary, {contact: (time, reason)})."""
+SOURCE_SQL = """
+create temporary table send_source (
+  enrolment_id bigint, contact_id text, tenant_code text, category text) on commit drop
+"""
+
+
+def plan_batch(
+    connection: Connection, config: Config, now: dt.datetime, rows: list[tuple], way: str
+) -> tuple:
+    """Plan rows (contact_id, tenant_code, category); (summary, {contact: (time, reason)}).
+
+    `way` "plan_send_times": the rows are inserted into the batch, then planned there;
+    "plan_sends_into": the planner inserts them from another table itself.
+    """
     connection.exec_driver_sql(BATCH_SQL)
+    connection.exec_driver_sql(SOURCE_SQL)
+    table = "send_batch" if way == "plan_send_times" else "send_source"
     if rows:
         connection.execute(
             sa.text(
-                "insert into send_batch (enrolment_id, contact_id, tenant_code, category)"
+                f"insert into {table} (enrolment_id, contact_id, tenant_code, category)"
                 " values (:enrolment_id, :contact_id, :tenant_code, :category)"
             ),
             [
@@ -310,17 +327,33 @@ def plan(connection: Connection, config: Config, now: dt.datetime, rows: list[tu
                 for number, (c, t, k) in enumerate(rows)
             ],
         )
-    summary = plan_send_times(connection, "send_batch", now, config)
+    if way == "plan_send_times":
+        summary = plan_send_times(connection, "send_batch", now, config)
+    else:
+        source = sa.table("send_source", *(sa.column(name) for name in SOURCE_COLUMNS))
+        rows_query = sa.select(*(source.c[name] for name in SOURCE_COLUMNS))
+        summary = plan_sends_into(connection, "send_batch", rows_query, now, config)
     planned = connection.execute(
         sa.text("select contact_id, scheduled_at, deferred_reason from send_batch")
     ).all()
     return summary, {contact: (moment, reason) for contact, moment, reason in planned}
 
 
+SOURCE_COLUMNS = ("enrolment_id", "contact_id", "tenant_code", "category")
+
+
+@pytest.fixture(params=["plan_send_times", "plan_sends_into"])
+def plan(request: pytest.FixtureRequest) -> Callable[..., tuple]:
+    """Both ways of planning a batch: each test's expectations hold for either."""
+    return functools.partial(plan_batch, way=request.param)
+
+
 MAIL, NOTE = "campaign_mail", "owner_notification"
 
 
-def test_plan_inside_the_window(warehouse: Engine, config: Config) -> None:
+def test_plan_inside_the_window(
+    warehouse: Engine, config: Config, plan: Callable[..., tuple]
+) -> None:
     now = utc(2026, 1, 14, 9, 30)  # Wed 10:30 in Berlin and Paris: inside both windows
     mon, tue = utc(2026, 1, 12, 9, 0), utc(2026, 1, 13, 9, 0)
     with warehouse.begin() as connection:
@@ -375,7 +408,9 @@ def test_plan_inside_the_window(warehouse: Engine, config: Config) -> None:
     assert summary == PlanSummary(rows=8, deferred_by_window=0, deferred_by_cap=2)
 
 
-def test_plan_outside_the_window(warehouse: Engine, config: Config) -> None:
+def test_plan_outside_the_window(
+    warehouse: Engine, config: Config, plan: Callable[..., tuple]
+) -> None:
     now = utc(2026, 1, 17, 12, 0)  # Saturday
     with warehouse.begin() as connection:
         add_sends(
@@ -409,7 +444,9 @@ def test_plan_outside_the_window(warehouse: Engine, config: Config) -> None:
     assert summary == PlanSummary(rows=4, deferred_by_window=4, deferred_by_cap=1)
 
 
-def test_plan_holds_the_cap_lock_until_commit(warehouse: Engine, config: Config) -> None:
+def test_plan_holds_the_cap_lock_until_commit(
+    warehouse: Engine, config: Config, plan: Callable[..., tuple]
+) -> None:
     with warehouse.begin() as connection:
         plan(connection, config, utc(2026, 1, 14, 9, 30), [("a", "hq", "marketing")])
         held = connection.execute(
@@ -422,7 +459,9 @@ def test_plan_holds_the_cap_lock_until_commit(warehouse: Engine, config: Config)
     assert held == 1
 
 
-def test_an_empty_batch_plans_nothing(warehouse: Engine, config: Config) -> None:
+def test_an_empty_batch_plans_nothing(
+    warehouse: Engine, config: Config, plan: Callable[..., tuple]
+) -> None:
     with warehouse.begin() as connection:
         summary, planned = plan(connection, config, utc(2026, 1, 14, 9, 30), [])
     assert (summary, planned) == (PlanSummary(0, 0, 0), {})
@@ -438,7 +477,11 @@ def test_an_empty_batch_plans_nothing(warehouse: Engine, config: Config) -> None
     ],
 )
 def test_a_batch_it_cannot_plan_is_refused(
-    warehouse: Engine, config: Config, rows: list[tuple], message: str
+    warehouse: Engine,
+    config: Config,
+    plan: Callable[..., tuple],
+    rows: list[tuple],
+    message: str,
 ) -> None:
     with warehouse.begin() as connection, pytest.raises(PlanningError, match=re.escape(message)):
         plan(connection, config, utc(2026, 1, 14, 9, 30), rows)
@@ -446,7 +489,7 @@ def test_a_batch_it_cannot_plan_is_refused(
 
 @pytest.mark.parametrize("now", [utc(2026, 3, 25, 9, 0), utc(2026, 3, 28, 20, 0)])
 def test_fast_and_slow_paths_give_the_times_of_earliest_allowed(
-    warehouse: Engine, config: Config, now: dt.datetime
+    warehouse: Engine, config: Config, plan: Callable[..., tuple], now: dt.datetime
 ) -> None:
     # 60 contacts with 0–4 sends each within 8 days around now (some deferred into the
     # future, some cancelled), planned as one batch; each time must be the pure answer.
