@@ -264,16 +264,17 @@ def header_line(name: str, value: str) -> str:
     value = " ".join(value.split())
     if value.isascii() and len(name) + 2 + len(value) <= 998:
         return f"{name}: {value}\r\n"
+    data = value.encode("utf-8")
     words = []
-    chunk = bytearray()
-    for character in value:
-        encoded = character.encode("utf-8")
-        if len(chunk) + len(encoded) > _WORD_BYTES:
-            words.append(_encoded_word(chunk))
-            chunk = bytearray()
-        chunk += encoded
-    if chunk:
-        words.append(_encoded_word(chunk))
+    start = 0
+    while start < len(data):
+        # As many whole characters as fit: back off from the limit to a character's first
+        # byte (UTF-8 continuation bytes are 10xxxxxx).
+        end = min(start + _WORD_BYTES, len(data))
+        while end < len(data) and data[end] & 0xC0 == 0x80:
+            end -= 1
+        words.append(_encoded_word(data[start:end]))
+        start = end
     return f"{name}: " + "\r\n ".join(words) + "\r\n"
 
 

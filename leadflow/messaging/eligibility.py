@@ -145,24 +145,24 @@ def load_contacts(
         return {}
     raw = relations.table("raw_contacts", "contact_id", *RAW_FIELDS)
     wanted = sa.literal(ids, sa.ARRAY(sa.Text))
-    contacts = {
-        row["contact_id"]: {}
+    dim = relations.table("dim_contacts", "contact_id")
+    marts = {
+        row["contact_id"]: row
         for row in connection.execute(
-            sa.select(raw.c.contact_id).where(raw.c.contact_id == sa.any_(wanted))
+            sa.select(sa.literal_column("*"))
+            .select_from(dim)
+            .where(dim.c.contact_id == sa.any_(wanted))
         ).mappings()
     }
-    dim = relations.table("dim_contacts", "contact_id")
-    for row in connection.execute(
-        sa.select(sa.literal_column("*"))
-        .select_from(dim)
-        .where(dim.c.contact_id == sa.any_(wanted))
-    ).mappings():
-        if row["contact_id"] in contacts:
-            contacts[row["contact_id"]].update(row)
+    # The raw rows decide who exists; two queries, not a join: the mart may have columns
+    # of the same names (its copies of RAW_FIELDS), and the raw values must win.
+    contacts: dict[str, dict[str, Any]] = {}
     for row in connection.execute(
         sa.select(*raw.c).where(raw.c.contact_id == sa.any_(wanted))
     ).mappings():
-        contacts[row["contact_id"]].update(row)
+        contact = dict(marts.get(row["contact_id"], {}))
+        contact.update(row)
+        contacts[row["contact_id"]] = contact
     return contacts
 
 

@@ -3,7 +3,9 @@ retries, permanent failures, the ambiguous window, recovery, dry runs, concurren
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import itertools
 import threading
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -18,10 +20,12 @@ from itsdangerous import URLSafeSerializer
 from leadflow.errors import LeadflowError
 from leadflow.messaging.delivery import SmtpConnection, SmtpUnavailable
 from leadflow.messaging.dispatch import (
+    _DUE,
     DispatchError,
     RetryPolicy,
     claim_batch,
     dispatch,
+    header_line,
     mime_alternative,
     paced_group_size,
     rendered_composer,
@@ -542,3 +546,39 @@ def test_a_campaign_dispatch_sends_only_that_campaigns_mails(pool):
         ("cross_sell", "sent"),
     ]
     assert [m["To"] for m in server.messages()] == ["anna@example.com", "bert@example.com"]
+
+
+def test_a_non_ascii_header_is_split_into_encoded_words_of_whole_characters():
+    value = "Grüße 😀 " * 9 + "€" * 20
+    line = header_line("Subject", value)
+    assert line.startswith("Subject: =?utf-8?b?") and line.endswith("?=\r\n")
+    words = line[len("Subject: ") : -2].split("\r\n ")
+    assert len(words) > 1
+    decoded = [base64.b64decode(word[len("=?utf-8?b?") : -2]) for word in words]
+    assert all(len(word) <= 39 for word in decoded)
+    # Each word is whole UTF-8 on its own (no character split between two words), and the
+    # words are filled greedily: the next word's first character did not fit.
+    assert "".join(word.decode("utf-8") for word in decoded) == " ".join(value.split())
+    for word, following in itertools.pairwise(decoded):
+        first = following.decode("utf-8")[0].encode("utf-8")
+        assert len(word) + len(first) > 39
+
+
+def test_a_claim_reads_due_rows_in_order_from_the_index_without_sorting_them(pool):
+    # The claim locks the first `limit` due rows in (scheduled_at, outbox_id) order: read in
+    # that order from the pending index, it stops after them instead of sorting every
+    # pending row (seq scans off: on a table this small the planner would rightly read it
+    # whole; the question is whether the index can give the order at all).
+    add_contacts(pool, [{"contact_id": f"c{n}"} for n in range(30)])
+    add_outbox(pool, [{"contact_id": f"c{n}"} for n in range(30)])
+    with pool.begin() as connection:
+        connection.exec_driver_sql("set local enable_seqscan = off")
+        plan = "\n".join(
+            row[0]
+            for row in connection.execute(
+                sa.text("explain " + _DUE.text),
+                {"now": NOW, "limit": 10, "campaign_id": None},
+            )
+        )
+    assert "outbox_pending_idx" in plan, plan
+    assert "Sort" not in plan, plan

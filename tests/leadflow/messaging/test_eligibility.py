@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leadflow.messaging.dispatch import claim_batch, dispatch
-from leadflow.messaging.eligibility import marketing_consent
+from leadflow.messaging.eligibility import load_contacts, marketing_consent
 from tests.leadflow.messaging.dispatch_data import (
     NOW,
     RELATIONS,
@@ -316,3 +316,26 @@ def test_a_tenant_without_exemption_in_a_changed_configuration(pool):
     add_outbox(pool, [{"contact_id": "c"}])
     result = claim_batch(pool, strict, NOW, 10, "w", dt.timedelta(minutes=5), relations=RELATIONS)
     assert (result.taken, result.messages, result.suppressed) == (1, [], {"consent_none": 1})
+
+
+def test_contacts_are_the_raw_rows_overlaid_on_the_mart(pool):
+    add_contacts(pool, [{"contact_id": "anna"}, {"contact_id": "erased"}])
+    with pool.begin() as connection:
+        connection.exec_driver_sql("delete from raw.contacts where contact_id = 'erased'")
+        connection.exec_driver_sql(
+            "update raw.contacts set first_name = 'Anne' where contact_id = 'anna'"
+        )
+        # Imported since the last nightly build: not in the mart yet.
+        connection.exec_driver_sql(
+            "insert into raw.contacts (contact_id, email, consent_status, first_name, language) "
+            "values ('new', 'new@example.com', 'confirmed', 'Nina', 'fr')"
+        )
+    with pool.connect() as connection:
+        contacts = load_contacts(connection, ["anna", "erased", "new", "unknown"], RELATIONS)
+    assert sorted(contacts) == ["anna", "new"]
+    # The raw field wins over the mart's copy; the mart's own fields are there.
+    assert contacts["anna"]["first_name"] == "Anne"
+    assert contacts["anna"]["customer_status"] == "lead"
+    assert contacts["anna"]["tenant_code"] == "hq"
+    assert contacts["new"]["first_name"] == "Nina"
+    assert "customer_status" not in contacts["new"]
