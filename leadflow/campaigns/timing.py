@@ -85,6 +85,9 @@ class PlanSummary:
     deferred_by_cap: int
 
 
+NOTHING_PLANNED = PlanSummary(rows=0, deferred_by_window=0, deferred_by_cap=0)
+
+
 # --- the send window ---------------------------------------------------------------------
 
 
@@ -178,11 +181,9 @@ def plan_send_times(
     docstring); the batch has columns (enrolment_id, contact_id, tenant_code, category,
     scheduled_at, deferred_reason) and holds each contact at most once."""
     batch = _batch(batch_table)
-    _lock_planner(connection)
-    tenant_codes = _checked_tenant_codes(connection, batch)
-    if not tenant_codes:
-        return PlanSummary(rows=0, deferred_by_window=0, deferred_by_cap=0)
-    windows = {code: _tenant_window_fn(config, code) for code in tenant_codes}
+    windows = _locked_tenant_windows(connection, batch, config)
+    if not windows:
+        return NOTHING_PLANNED
     _set_window_starts(connection, batch, now, {code: fn(now) for code, fn in windows.items()})
     return _apply_cap(connection, batch, now, config, windows)
 
@@ -233,12 +234,19 @@ def plan_capped(
     """Plan `batch_table` whose rows hold their window moment already (`with_window_moments`):
     the same checks and cap as `plan_send_times`, without writing every row again."""
     batch = _batch(batch_table)
+    windows = _locked_tenant_windows(connection, batch, config)
+    if not windows:
+        return NOTHING_PLANNED
+    return _apply_cap(connection, batch, now, config, windows)
+
+
+def _locked_tenant_windows(
+    connection: Connection, batch: TableClause, config: Config
+) -> dict[str, Callable[[dt.datetime], dt.datetime]]:
+    """The send-window function of each tenant in the batch, under the planner's lock."""
     _lock_planner(connection)
     tenant_codes = _checked_tenant_codes(connection, batch)
-    if not tenant_codes:
-        return PlanSummary(rows=0, deferred_by_window=0, deferred_by_cap=0)
-    windows = {code: _tenant_window_fn(config, code) for code in tenant_codes}
-    return _apply_cap(connection, batch, now, config, windows)
+    return {code: _tenant_window_fn(config, code) for code in tenant_codes}
 
 
 _PLANNED_COLUMNS = (
