@@ -55,7 +55,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import BooleanClauseList, ColumnElement
 from sqlalchemy.sql.expression import Alias, FromClause, Select
 
 from leadflow.config.base import did_you_mean
@@ -185,7 +186,17 @@ def _any(node: AnyOf, context: _Context) -> ColumnElement[bool]:
 
 def _not(node: Not, context: _Context) -> ColumnElement[bool]:
     # Children are never NULL, so SQL NOT is "not satisfied".
-    return sa.not_(_compile(node.condition, context))
+    return _negated(_compile(node.condition, context))
+
+
+def _negated(condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    """NOT, pushed through an OR: `not (a or b)` as `not a and not b` (exact, as conditions
+    are never NULL). PostgreSQL turns each `NOT EXISTS` of a top-level AND into an anti-join
+    but leaves `NOT (EXISTS … OR EXISTS …)` — e.g. `not: {owns: …}`, one EXISTS per owner —
+    a filter run contact by contact (about 20 % slower on the hs2000_upsell segment)."""
+    if isinstance(condition, BooleanClauseList) and condition.operator is operators.or_:
+        return sa.and_(*(sa.not_(clause) for clause in condition.clauses))
+    return sa.not_(condition)
 
 
 def _in_segment(node: InSegment, context: _Context) -> ColumnElement[bool]:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from leadflow.config.filters import Clicked, ClickedSpec, FieldCondition
 from leadflow.config.models import ProfileRule
 from leadflow.errors import LeadflowError
-from leadflow.segments import FilterError, compile_filter
+from leadflow.segments import FilterError, compile_filter, segment_query
 from leadflow.segments.compiler import MAX_SEGMENT_DEPTH
 from tests.leadflow.segments.data import (
     TEST_RELATIONS,
@@ -112,3 +114,16 @@ def test_filter_nodes_built_in_code_and_field_condition_subclasses_compile(pool)
     rule = ProfileRule(field="country", op="=", value="FR", points=10)
     assert isinstance(rule, FieldCondition)
     assert members(pool, rule, D) == {"fr_lead"}
+
+
+def test_not_over_any_is_one_not_exists_per_condition(pool):
+    # NOT (EXISTS … OR EXISTS …) is a filter PostgreSQL runs contact by contact; each
+    # NOT EXISTS of a top-level AND it can run as an anti-join.
+    filter = {"not": {"owns": {"product": "HS3000"}}}
+    sql = str(_compile(filter).compile(dialect=postgresql.dialect()))
+    assert " OR " not in sql
+    assert sql.count("NOT (EXISTS") == 2
+    query = segment_query(parse_filter(filter), D, relations=TEST_RELATIONS)
+    literal = query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+    plan = "\n".join(row[0] for row in pool.execute(sa.text(f"explain {literal}")))
+    assert "Anti Join" in plan
