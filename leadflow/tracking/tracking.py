@@ -349,11 +349,10 @@ def unsubscribe_one_click(
         return _not_found_page()
     if list_unsubscribe != ONE_CLICK:
         return _page("Unsubscribe", "<p>Expected List-Unsubscribe=One-Click.</p>", 400)
-    try:
-        unsubscribe(request.app.state.engine, payload, scope=suppression.ALL, method="one_click")
-    except UnsubscribeError:
-        return _not_found_page()
-    return _page("Unsubscribed", "<p>You will receive no more marketing e-mail from us.</p>")
+    done = "<p>You will receive no more marketing e-mail from us.</p>"
+    return _unsubscribed(
+        request.app.state, payload, suppression.ALL, "one_click", "Unsubscribed", done
+    )
 
 
 @router.get("/preferences/{token}", response_class=HTMLResponse, summary="Preference page")
@@ -392,11 +391,20 @@ def preferences_save(
         return _not_found_page()
     if scope != suppression.ALL and scope not in {tenant.code for tenant in state.config.tenants}:
         return _page("E-mail preferences", "<p>Unknown choice.</p>", 400)
+    done = "<p>Your preferences are saved.</p>"
+    return _unsubscribed(state, payload, scope, "preference_page", "E-mail preferences", done)
+
+
+def _unsubscribed(
+    state: Any, payload: dict[str, Any], scope: str, method: str, title: str, done: str
+) -> HTMLResponse:
+    """Suppress the token's contact in `scope`, then the page `title` saying `done` (404 when
+    the contact is gone)."""
     try:
-        unsubscribe(state.engine, payload, scope=scope, method="preference_page")
+        unsubscribe(state.engine, payload, scope=scope, method=method)
     except UnsubscribeError:
         return _not_found_page()
-    return _page("E-mail preferences", "<p>Your preferences are saved.</p>")
+    return _page(title, done)
 
 
 def unsubscribe(engine: Engine, payload: dict[str, Any], *, scope: str, method: str) -> bool:
