@@ -64,3 +64,29 @@ def test_email_unique_ignoring_case_and_spaces(warehouse):
     except sa.exc.IntegrityError:
         return
     raise AssertionError("a second contact with the same email was accepted")
+
+
+def _event_indexes(engine) -> dict[str, str]:
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "select indexname, indexdef from pg_indexes "
+            "where schemaname = 'raw' and tablename = 'events'"
+        ).all()
+    return {name: definition for name, definition in rows}
+
+
+def test_raw_events_keeps_one_index_on_event_seq(empty_database_url):
+    # Every tracked open and click maintains every index of raw.events: the incremental
+    # readers use the b-tree, so the BRIN index of 0001 is gone, and a downgrade restores it.
+    engine = sa.create_engine(empty_database_url)
+    upgrade(engine)
+    on_event_seq = {
+        name: definition
+        for name, definition in _event_indexes(engine).items()
+        if definition.endswith("(event_seq)")
+    }
+    assert list(on_event_seq) == ["events_seq_idx"]
+    assert "USING btree" in on_event_seq["events_seq_idx"]
+    downgrade(engine, "0009_outbox_due_order")
+    assert "USING brin" in _event_indexes(engine)["events_seq_brin"]
+    engine.dispose()
