@@ -22,8 +22,8 @@ logical date (the start of its data interval, i.e. yesterday). Runs without a lo
 8. **route_mqls** routes MQLs without an owner to a sales team (first matching rule of
    `routing.yaml`, round-robin within the team), records them in `ops.lead_assignments` and
    the CRM outbox, and mails each new owner one notification (SMTP server from
-   `LEADFLOW_SMTP_HOST`/`LEADFLOW_SMTP_PORT`). Re-running routes nobody twice; a retry after
-   a mail failure only sends the pending notifications.
+   `LEADFLOW_SMTP_HOST`/`LEADFLOW_SMTP_PORT`, else `LEADFLOW_SMTP_URL`). Re-running routes
+   nobody twice; a retry after a mail failure only sends the pending notifications.
 9. **publish** marks the run successful and updates the Asset `leadflow://marts/nightly`,
    which the campaign DAGs are scheduled on.
 

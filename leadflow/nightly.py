@@ -304,8 +304,9 @@ def notify_owners(engine: Engine, config_dir: Path, run_id: int | None = None) -
     from leadflow.config import load_config
     from leadflow.routing import SmtpSettings, send_pending_notifications
 
-    smtp = SmtpSettings.from_env()
-    sent = send_pending_notifications(engine, load_config(config_dir), smtp)
+    config = load_config(config_dir)
+    smtp = SmtpSettings.from_env(config)
+    sent = send_pending_notifications(engine, config, smtp)
     if run_id is not None and sent:
         record_step(engine, run_id, "routing_notifications", {"sent": len(sent), "smtp": str(smtp)})
     return f"routing notifications: {len(sent)} mail(s) sent via SMTP {smtp}"

@@ -11,13 +11,18 @@ a crash after the server accepted the mail and before the commit: the notificati
 sent again on resume, with the same Message-ID (at least once: for an internal notification
 a duplicate is better than a lost lead).
 
-Mail goes out with yagmail (the library the users named) to the SMTP server named by
-`LEADFLOW_SMTP_HOST` / `LEADFLOW_SMTP_PORT` (default 127.0.0.1:8025, where `leadflow
-smtp-sink` listens), without TLS or login: a relay on a trusted network or a local sink.
+Mail goes out with yagmail (the library the users named). The server (`SmtpSettings.from_env`):
+- `LEADFLOW_SMTP_HOST` / `LEADFLOW_SMTP_PORT` when either is set: that server, without TLS or
+  login (a relay on a trusted network, or a local sink);
+- else the campaign mail's SMTP URL (the variable `company.delivery.smtp_url_env`), with what
+  it says: TLS (`smtps://`, `starttls=true`) with the certificate verified (`cafile`), and a
+  login as the URL's user;
+- else 127.0.0.1:8025, where `leadflow smtp-sink` listens.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import email
 import html
@@ -33,6 +38,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from leadflow.config.loader import Config
 from leadflow.errors import LeadflowError
+from leadflow.messaging.delivery import SmtpServer, parse_smtp_url
 
 DEFAULT_SMTP_HOST = "127.0.0.1"
 DEFAULT_SMTP_PORT = 8025
@@ -43,21 +49,28 @@ class NotificationError(LeadflowError):
     """A notification could not be sent; it stays pending and is sent by the next call."""
 
 
-@dataclass(frozen=True)
-class SmtpSettings:
-    host: str = DEFAULT_SMTP_HOST
-    port: int = DEFAULT_SMTP_PORT
+class SmtpSettings(SmtpServer):
+    """The server notifications go to: an `SmtpServer` (host and port, and what an SMTP URL
+    adds: TLS, login, timeout, CA file)."""
 
     @classmethod
-    def from_env(cls) -> SmtpSettings:
-        """LEADFLOW_SMTP_HOST / LEADFLOW_SMTP_PORT, defaulting to 127.0.0.1:8025."""
-        host = os.environ.get("LEADFLOW_SMTP_HOST", "").strip() or DEFAULT_SMTP_HOST
-        port_text = os.environ.get("LEADFLOW_SMTP_PORT", "").strip() or str(DEFAULT_SMTP_PORT)
+    def from_env(cls, config: Config | None = None) -> SmtpSettings:
+        """LEADFLOW_SMTP_HOST / LEADFLOW_SMTP_PORT if set, else the campaign mail's SMTP URL
+        (with `config`), else 127.0.0.1:8025."""
+        host = os.environ.get("LEADFLOW_SMTP_HOST", "").strip()
+        port_text = os.environ.get("LEADFLOW_SMTP_PORT", "").strip()
+        url = os.environ.get(config.company.delivery.smtp_url_env, "") if config else ""
+        if not (host or port_text) and url.strip():
+            return cls(**dataclasses.asdict(parse_smtp_url(url)))
+        port_text = port_text or str(DEFAULT_SMTP_PORT)
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:
             raise LeadflowError(f"LEADFLOW_SMTP_PORT must be a port number, got {port_text!r}")
-        return cls(host=host, port=int(port_text))
+        return cls(host=host or DEFAULT_SMTP_HOST, port=int(port_text))
 
     def __str__(self) -> str:
+        """host:port for a plain server, else the URL without its password."""
+        if self.ssl or self.starttls or self.username:
+            return super().__str__()
         return f"{self.host}:{self.port}"
 
 
@@ -86,7 +99,7 @@ def send_pending_notifications(
     Raises NotificationError at the first one the server does not take (it stays pending,
     with the error recorded).
     """
-    smtp = smtp or SmtpSettings.from_env()
+    smtp = smtp or SmtpSettings.from_env(config)
     sent: list[Notification] = []
     while True:
         failure: Exception | None = None
@@ -199,10 +212,9 @@ def deliver(notification: Notification, config: Config, smtp: SmtpSettings) -> N
         user={sender: SENDER_NAME},
         host=smtp.host,
         port=smtp.port,
-        smtp_starttls=False,
-        smtp_ssl=False,
-        smtp_skip_login=True,
-        timeout=30,
+        smtp_skip_login=True,  # yagmail would log in as the sender; the relay's user is another
+        timeout=smtp.timeout,
+        **_tls_options(smtp),
     ) as client:
         recipients, prepared = client.prepare_send(
             to=notification.owner_email,
@@ -213,10 +225,22 @@ def deliver(notification: Notification, config: Config, smtp: SmtpSettings) -> N
             message_id=notification.message_id,
         )
         message = with_text_part(prepared, render_text(notification))
-        client.login()
+        client.login()  # connects, and starts TLS when asked
+        if smtp.username:
+            client.smtp.login(smtp.username, smtp.password or "")
         refused = client.smtp.sendmail(client.user, recipients, message)
     if refused:
         raise NotificationError(f"the server refused recipients: {refused}")
+
+
+def _tls_options(smtp: SmtpServer) -> dict[str, Any]:
+    """yagmail's TLS arguments for `smtp`, with a context that verifies the certificate:
+    yagmail's own `smtp_starttls=True` uses smtplib's default, which verifies nothing."""
+    if smtp.ssl:
+        return {"smtp_ssl": True, "smtp_starttls": False, "context": smtp.tls_context()}
+    if smtp.starttls:
+        return {"smtp_ssl": False, "smtp_starttls": {"context": smtp.tls_context()}}
+    return {"smtp_ssl": False, "smtp_starttls": False}
 
 
 def with_text_part(prepared: str, text: str) -> str:

@@ -76,7 +76,7 @@ def route(
     result = route_leads(engine, config, as_of, relations=relations, dry_run=dry_run)
     if dry_run:
         return RoutingReport(result)
-    smtp = smtp or SmtpSettings.from_env()
+    smtp = smtp or SmtpSettings.from_env(config)
     try:
         sent = send_pending_notifications(engine, config, smtp)
     except NotificationError as error:
