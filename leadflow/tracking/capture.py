@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
-import html
 import ipaddress
 import json
 import logging
@@ -59,7 +58,7 @@ from leadflow.imports import fields as f
 from leadflow.imports.fields import FieldError
 from leadflow.messaging import links
 from leadflow.messaging.delivery import DeliveryError
-from leadflow.tracking import double_opt_in, leads
+from leadflow.tracking import double_opt_in, leads, pages
 from leadflow.tracking.machine import MachineRules
 
 log = logging.getLogger(__name__)
@@ -207,11 +206,8 @@ async def submit_ebook_form(request: Request):
         ) from None
     if wants_json:
         return JSONResponse({"status": "confirmation_sent"})
-    return _page(
-        "Please check your inbox",
-        "We have sent you an e-mail with a confirmation link. Once you confirm, your "
-        "download starts.",
-    )
+    language = pages.language_for(request, config, form.language)
+    return pages.page(language, "check_inbox", [pages.text(language, "check_inbox_text")])
 
 
 def _capture_ebook(
@@ -303,10 +299,12 @@ def confirm_get(token: str, request: Request) -> HTMLResponse:
     rules = _machine_rules(request)
     if rules.reason("click", user_agent=user_agent, ip=ip) is not None:
         # A link scanner: confirm nothing, offer a button a person can press.
-        return _page(
-            "Please confirm",
-            "Press the button to confirm your e-mail address.",
-            form_action=f"/confirm/{html.escape(token, quote=True)}",
+        language = pages.language_for(request, request.app.state.config)
+        return pages.page(
+            language,
+            "please_confirm",
+            [pages.text(language, "please_confirm_text")],
+            form=(f"/confirm/{token}", "confirm", ""),
         )
     return _confirm(request, token, ip=ip, user_agent=user_agent)
 
@@ -327,18 +325,18 @@ def _confirm(request: Request, token: str, *, ip, user_agent) -> HTMLResponse:
     config: Config = app.state.config
     now = dt.datetime.now(dt.UTC)
     if len(token) > MAX_TEXT:
-        return _invalid_link()
+        return _invalid_link(pages.language_for(request, config))
     with app.state.engine.connect() as connection:
         outcome = double_opt_in.confirm(connection, token, ip=ip, user_agent=user_agent, now=now)
         visitor_id = outcome.visitor_id if outcome.status == "confirmed" else None
         _commit_with_visitor(connection, visitor_id, outcome.contact_id, "opt_in")
+        known = pages.contact_language(connection, outcome.contact_id)
+    language = pages.language_for(request, config, known)
     if outcome.status == "unknown":
-        return _invalid_link()
+        return _invalid_link(language)
     if outcome.status == "expired":
-        return _page(
-            "This link has expired",
-            "Please fill in the form again; you will receive a new link.",
-            status_code=410,
+        return pages.page(
+            language, "expired", [pages.text(language, "expired_text")], status_code=410
         )
     if outcome.status == "confirmed":
         app.state.writer.add(
@@ -355,20 +353,15 @@ def _confirm(request: Request, token: str, *, ip, user_agent) -> HTMLResponse:
         if outcome.visitor_id is not None:
             _attach_visitor(app, outcome.visitor_id, outcome.contact_id)
     asset = next((a for a in config.company.assets if a.id == outcome.asset_id), None)
+    confirmed = [pages.text(language, "confirmed_text")]
     if asset is None or not asset.url:
-        return _page("Thank you", "Your e-mail address is confirmed.")
-    return _page(
-        "Thank you — your download is ready",
-        "Your e-mail address is confirmed.",
-        link=(asset.url, asset.name),
-    )
+        return pages.page(language, "thank_you", confirmed)
+    return pages.page(language, "download_ready", confirmed, link=(asset.url, asset.name))
 
 
-def _invalid_link() -> HTMLResponse:
-    return _page(
-        "This link is not valid",
-        "Please use the link from the most recent confirmation e-mail, or fill in the form again.",
-        status_code=404,
+def _invalid_link(language: str) -> HTMLResponse:
+    return pages.page(
+        language, "invalid_link", [pages.text(language, "invalid_link_text")], status_code=404
     )
 
 
@@ -731,29 +724,3 @@ def _machine_rules(request: Request) -> MachineRules:
         rules = MachineRules.from_config(request.app.state.config)
         request.app.state.machine_rules = rules
     return rules
-
-
-def _page(
-    title: str,
-    text: str,
-    *,
-    status_code: int = 200,
-    link: tuple[str, str] | None = None,
-    form_action: str | None = None,
-) -> HTMLResponse:
-    """A minimal page; every value is escaped."""
-    parts = [f"<h1>{html.escape(title)}</h1>", f"<p>{html.escape(text)}</p>"]
-    if link is not None:
-        url, label = link
-        parts.append(f'<p><a href="{html.escape(url, quote=True)}">{html.escape(label)}</a></p>')
-    if form_action is not None:
-        parts.append(
-            f'<form method="post" action="{form_action}"><button type="submit">Confirm'
-            "</button></form>"
-        )
-    body = (
-        '<!doctype html><html><head><meta charset="utf-8">'
-        '<meta name="robots" content="noindex">'
-        f"<title>{html.escape(title)}</title></head><body>{''.join(parts)}</body></html>"
-    )
-    return HTMLResponse(body, status_code=status_code, headers={"Cache-Control": "no-store"})

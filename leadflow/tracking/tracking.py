@@ -51,6 +51,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from leadflow.errors import LeadflowError
 from leadflow.messaging import links, suppression
+from leadflow.tracking import pages
 from leadflow.tracking.writer import insert_events, mail_event_row
 from leadflow.warehouse.engine import connection_params
 
@@ -321,15 +322,13 @@ class UnsubscribeError(LeadflowError):
 @router.get("/u/{token}", response_class=HTMLResponse, summary="Unsubscribe confirmation page")
 def unsubscribe_page(token: str, request: Request) -> HTMLResponse:
     """A page with a button that posts the one-click form; changes nothing."""
-    if _verified(token, request.app.state, "unsubscribe") is None:
-        return _not_found_page()
-    body = (
-        "<h1>Unsubscribe</h1><p>Do you want to stop receiving marketing e-mail from us?</p>"
-        '<form method="post" action="">'
-        f'<input type="hidden" name="List-Unsubscribe" value="{ONE_CLICK}">'
-        '<button type="submit">Unsubscribe</button></form>'
-    )
-    return _page("Unsubscribe", body)
+    payload = _verified(token, request.app.state, "unsubscribe")
+    language = _language(request, payload)
+    if payload is None:
+        return _not_found_page(language)
+    question = [pages.text(language, "unsubscribe_question")]
+    one_click = f'<input type="hidden" name="List-Unsubscribe" value="{ONE_CLICK}">'
+    return pages.page(language, "unsubscribe", question, form=("", "unsubscribe", one_click))
 
 
 @router.post(
@@ -345,34 +344,35 @@ def unsubscribe_one_click(
 ) -> HTMLResponse:
     """Suppress the address for all marketing mail; committed before the answer."""
     payload = _verified(token, request.app.state, "unsubscribe")
+    language = _language(request, payload)
     if payload is None:
-        return _not_found_page()
+        return _not_found_page(language)
     if list_unsubscribe != ONE_CLICK:
-        return _page("Unsubscribe", "<p>Expected List-Unsubscribe=One-Click.</p>", 400)
-    done = "<p>You will receive no more marketing e-mail from us.</p>"
+        expected = ["Expected List-Unsubscribe=One-Click."]  # for mail clients, not people
+        return pages.page(language, "unsubscribe", expected, status_code=400)
     return _unsubscribed(
-        request.app.state, payload, suppression.ALL, "one_click", "Unsubscribed", done
+        request.app.state, payload, suppression.ALL, "one_click", language, "unsubscribed"
     )
 
 
 @router.get("/preferences/{token}", response_class=HTMLResponse, summary="Preference page")
 def preferences_page(token: str, request: Request) -> HTMLResponse:
     state = request.app.state
-    if _verified(token, state, "unsubscribe") is None:
-        return _not_found_page()
-    options = [("all", "All marketing e-mail")] + [
-        (tenant.code, f"Only e-mail from {tenant.name}") for tenant in state.config.tenants
+    payload = _verified(token, state, "unsubscribe")
+    language = _language(request, payload)
+    if payload is None:
+        return _not_found_page(language)
+    options = [("all", pages.text(language, "all_marketing"))] + [
+        (tenant.code, pages.text(language, "only_tenant", tenant=tenant.name))
+        for tenant in state.config.tenants
     ]
     radios = "".join(
         f'<p><label><input type="radio" name="scope" value="{html.escape(code)}"'
         f"{' checked' if code == 'all' else ''}> {html.escape(label)}</label></p>"
         for code, label in options
     )
-    body = (
-        "<h1>E-mail preferences</h1><p>Unsubscribe from:</p>"
-        f'<form method="post" action="">{radios}<button type="submit">Save</button></form>'
-    )
-    return _page("E-mail preferences", body)
+    question = [pages.text(language, "unsubscribe_from")]
+    return pages.page(language, "preferences", question, form=("", "save", radios))
 
 
 @router.post(
@@ -387,24 +387,26 @@ def preferences_save(
     """Unsubscribe from all marketing mail (`all`) or from one tenant's (its code)."""
     state = request.app.state
     payload = _verified(token, state, "unsubscribe")
+    language = _language(request, payload)
     if payload is None:
-        return _not_found_page()
+        return _not_found_page(language)
     if scope != suppression.ALL and scope not in {tenant.code for tenant in state.config.tenants}:
-        return _page("E-mail preferences", "<p>Unknown choice.</p>", 400)
-    done = "<p>Your preferences are saved.</p>"
-    return _unsubscribed(state, payload, scope, "preference_page", "E-mail preferences", done)
+        unknown = [pages.text(language, "unknown_choice")]
+        return pages.page(language, "preferences", unknown, status_code=400)
+    return _unsubscribed(state, payload, scope, "preference_page", language, "preferences")
 
 
 def _unsubscribed(
-    state: Any, payload: dict[str, Any], scope: str, method: str, title: str, done: str
+    state: Any, payload: dict[str, Any], scope: str, method: str, language: str, title_key: str
 ) -> HTMLResponse:
-    """Suppress the token's contact in `scope`, then the page `title` saying `done` (404 when
+    """Suppress the token's contact in `scope`, then the page `title_key` saying so (404 when
     the contact is gone)."""
     try:
         unsubscribe(state.engine, payload, scope=scope, method=method)
     except UnsubscribeError:
-        return _not_found_page()
-    return _page(title, done)
+        return _not_found_page(language)
+    done = "unsubscribed_text" if scope == suppression.ALL else "saved_text"
+    return pages.page(language, title_key, [pages.text(language, done)])
 
 
 def unsubscribe(engine: Engine, payload: dict[str, Any], *, scope: str, method: str) -> bool:
@@ -480,14 +482,17 @@ def _not_found() -> Response:
     return Response("Not found", status_code=404, media_type="text/plain", headers=NO_STORE)
 
 
-def _not_found_page() -> HTMLResponse:
-    return _page("Not found", "<p>This link is not valid.</p>", 404)
+def _language(request: Request, payload: dict[str, Any] | None) -> str:
+    """The pages' language: the token's contact's, else the browser's (leadflow.tracking.pages)."""
+    state = request.app.state
+    contact_id = payload.get("contact_id") if payload else None
+    known = None
+    if isinstance(contact_id, str):
+        with state.engine.connect() as connection:
+            known = pages.contact_language(connection, contact_id)
+    return pages.language_for(request, state.config, known)
 
 
-def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
-    document = (
-        '<!doctype html><html><head><meta charset="utf-8">'
-        '<meta name="robots" content="noindex">'
-        f"<title>{html.escape(title)}</title></head><body>{body}</body></html>"
-    )
-    return HTMLResponse(document, status_code=status_code, headers=NO_STORE)
+def _not_found_page(language: str) -> HTMLResponse:
+    not_valid = [pages.text(language, "not_found_text")]
+    return pages.page(language, "not_found", not_valid, status_code=404)

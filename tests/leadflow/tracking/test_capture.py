@@ -94,7 +94,9 @@ def test_the_form_records_a_pending_lead_and_mails_only_the_confirmation_link(
     with service() as client:
         response = client.post("/forms/ebook", data=FORM)
     assert response.status_code == 200
-    assert "check your inbox" in response.text
+    # in the form's language
+    assert "Bitte sehen Sie in Ihr Postfach" in response.text
+    assert response.headers["content-language"] == "de"
     [contact] = rows(
         warehouse,
         "select contact_id, email, salutation, first_name, last_name, position, country, "
@@ -192,7 +194,7 @@ def test_expired_and_unknown_links_change_nothing(warehouse, service, sink):
         unknown = client.get(path + "x")
         forged = client.get("/confirm/" + "A" * 43)
     assert expired.status_code == 410
-    assert "expired" in expired.text
+    assert "Dieser Link ist abgelaufen" in expired.text  # the contact's language
     assert unknown.status_code == forged.status_code == 404
     assert rows(warehouse, "select consent_status, consent_at from raw.contacts") == [
         ("pending", None)
@@ -468,3 +470,14 @@ def test_no_confirmation_mail_to_a_hard_bounced_address_and_one_per_ten_minutes(
     assert bounced.text == first.text == again.text
     assert [mail["To"] for mail in sink.messages()] == ["jana.novak@example.com"]
     assert rows(warehouse, "select email from ops.opt_in_requests") == [("jana.novak@example.com",)]
+
+
+def test_the_opt_in_pages_follow_the_form_and_the_contact_not_the_browser(service, sink):
+    italian = {**FORM, "email": "giulia@example.it", "country": "it", "language": "it"}
+    with service() as client:
+        submitted = client.post("/forms/ebook", data=italian, headers={"Accept-Language": "de"})
+        assert submitted.headers["content-language"] == "it"
+        assert "Controllate la vostra casella di posta" in submitted.text
+        confirmed = client.get(confirmation_path(sink), headers={"Accept-Language": "de"})
+    assert confirmed.status_code == 200 and confirmed.headers["content-language"] == "it"
+    assert "Il vostro indirizzo e-mail è confermato." in confirmed.text
