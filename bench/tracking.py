@@ -21,9 +21,10 @@ In the same run:
   drifts; the figure is the median of the rounds' ratios. Every round has its own
   `--mails` sent mails with one link each (a tenth of the requests), used round-robin: the
   first request of each fills the lookup cache (a sent mail's rows never change), so every
-  round pays the same share of lookups. Also shown: the server process's CPU time per
-  request (all its threads, the event writer's included), steadier than the rates when
-  other work shares the cores;
+  round pays the same share of lookups. Each phase ends when the service has stored every
+  event it answered, so the next starts with an idle writer. Also shown: the server
+  process's CPU time per request (all its threads, the event writer's included, up to that
+  end), steadier than the rates when other work shares the cores;
 - (b) latency at 80 % of the median pixel/click peak, open loop for a few seconds:
   p50/p99. Target: p99 < 50 ms;
 - (c) after SIGTERM: events in raw.events = pixel and click requests answered;
@@ -356,11 +357,13 @@ def main() -> int:
                 spec |= {"total": options.requests, "connections": options.connections}
                 cpu_before = _cpu_seconds(process.pid)
                 result = run_load(spec)
+                if name in ("pixel", "click"):
+                    answered += sum(result["statuses"].values())
+                # the last COPYs are this phase's work, not the next one's
+                _wait_until_stored(engine, answered)
                 cpu = (_cpu_seconds(process.pid) - cpu_before) / options.requests
                 cpu_per_request.setdefault(name, []).append(cpu)
                 peaks.setdefault(name, []).append(result["rate"])
-                if name in ("pixel", "click"):
-                    answered += sum(result["statuses"].values())
                 print(
                     f"(a) round {round_ + 1} {name:<11} {result['rate']:8.0f} req/s  "
                     f"server CPU {1e6 * cpu:4.0f} µs/request  statuses {result['statuses']}  "
@@ -388,6 +391,7 @@ def main() -> int:
             rate = 0.8 * statistics.median(peaks[name])
             spec = {"mode": "open", "port": port, "paths": paths_, "rate": rate}
             spec |= {"seconds": max(2.0, 5.0 * SCALE), "connections": 64}
+            _wait_until_stored(engine, answered)
             result = run_load(spec)
             answered += sum(result["statuses"].values())
             verdict = "ok" if result["p99_ms"] < 50 else "ABOVE TARGET"
@@ -418,6 +422,22 @@ def main() -> int:
     print(f"load average after: {_load_average()}")
     engine.dispose()
     return 1 if failed else 0
+
+
+def _wait_until_stored(engine: sa.Engine, answered: int, timeout: float = 60.0) -> None:
+    """Start each load phase with the writer idle: every event answered so far is stored.
+
+    Otherwise a phase would share the cores with the previous phase's last COPYs: the bare
+    endpoint measured slower than it is, or the latency phase measured on a busy service."""
+    deadline = time.monotonic() + timeout
+    with engine.connect() as connection:
+        while time.monotonic() < deadline:
+            stored = connection.execute(sa.text("select count(*) from raw.events")).scalar()
+            connection.rollback()  # a fresh snapshot for the next look
+            if stored >= answered:
+                return
+            time.sleep(0.05)
+    raise RuntimeError(f"the service stored fewer than {answered} events within {timeout} s")
 
 
 def _percentages(ratios: list[float]) -> str:
