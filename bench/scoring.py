@@ -17,9 +17,11 @@ says otherwise), in a dedicated database `leadflow_bench_scoring` on that server
 3. full: `leadflow.scoring.score(..., full=True)` for `as_of`: configuration snapshot,
    activity state rebuilt from every event, dbt build --full-refresh (models and tests) of
    personas, scores, matrix, CLV and dim_contacts, incremental models rebuilt from scratch.
-   Target: ≤ 3 × the baseline. (Segments: SEGMENT_HOOK.)
+   Then every configured segment is materialised (`materialize_segments`, then dbt builds
+   marts.segment_members), as the nightly run does. Target: ≤ 3 × the baseline.
 4. 1 % new events arrive for the next day (some late, with old timestamps; some after that
-   day's cut-off), then the incremental nightly run for as_of + 1 day, timed. Target: ≤ 10 % of
+   day's cut-off), the models of step 1 are rebuilt for as_of + 1 day (not timed; their views
+   carry the cut-off), then the incremental nightly run for as_of + 1 day, timed. Target: ≤ 10 % of
    the full build. The activity-state update alone is reported too.
 5. A full build for as_of + 1 day checks that the incremental run gave the same lead scores.
 """
@@ -41,7 +43,9 @@ from _common import bench_database
 from leadflow import paths
 from leadflow.config import load_config
 from leadflow.demo.generator import GeneratorSettings, generate
+from leadflow.nightly import SEGMENT_MARTS
 from leadflow.scoring import ScoringResult, score
+from leadflow.segments.materialize import materialize_segments
 from leadflow.transform import dbt
 from leadflow.warehouse.engine import get_engine
 
@@ -50,9 +54,6 @@ DEFAULT_CONTACTS = 1_000_000
 DEFAULT_EVENTS_PER_CONTACT = 20.0
 NEW_EVENTS_SHARE = 0.01
 BASELINE = "select contact_id, count(*), max(occurred_at) from raw.events group by contact_id"
-
-# Segment materialisation joins the nightly build later; it will be timed here with the rest.
-SEGMENT_HOOK: Callable[[sa.Engine, dt.date], None] | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,8 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.reuse and _has_company(engine)):
         _generate(engine, args)
     _remove_added_events(engine)
-    print("building the models the scoring models read (not timed) ...", flush=True)
-    _with_database(lambda: dbt.run_dbt(["run", "--exclude", "tag:scoring+"], as_of=args.as_of))
+    _build_prerequisites(args.as_of)
     _vacuum(engine)
 
     baseline = _baseline(engine)
@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     next_day = args.as_of + dt.timedelta(days=1)
     added = _add_new_events(engine, next_day)
     print(f"added {added:,} new events ({NEW_EVENTS_SHARE:.0%}) for {next_day}", flush=True)
+    _build_prerequisites(next_day)
     incremental = _with_database(lambda: _timed_score(engine, config, next_day, full=False))
     _report("incremental nightly scoring run", incremental, baseline)
     _save_lead_scores(engine)
@@ -99,6 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"incremental == full rebuild (lead_scores): {'yes' if differences == 0 else 'NO'}")
     return 0 if differences == 0 else 1
+
+
+def _build_prerequisites(as_of: dt.date) -> None:
+    """The models the scoring models read, for `as_of`, as the nightly run builds them just
+    before scoring: their views carry the day's cut-off, so each day needs its own."""
+    print(f"building the models the scoring models read for {as_of} (not timed) ...", flush=True)
+    _with_database(lambda: dbt.run_dbt(["run", "--exclude", "tag:scoring+"], as_of=as_of))
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -181,9 +189,13 @@ def _timed_score(
 ) -> tuple[ScoringResult, float]:
     began = time.perf_counter()
     result = score(engine, config, as_of, full=full)
-    if SEGMENT_HOOK is not None:
-        SEGMENT_HOOK(engine, as_of)
-    return result, time.perf_counter() - began
+    scored = time.perf_counter()
+    counts = materialize_segments(engine, config, as_of)
+    dbt.build(as_of, select=SEGMENT_MARTS)
+    ended = time.perf_counter()
+    members = ", ".join(f"{name} {count:,}" for name, count in counts.items())
+    print(f"segments materialised in {ended - scored:.1f} s: {members}", flush=True)
+    return result, ended - began
 
 
 def _report(name: str, timed: tuple[ScoringResult, float], baseline: float) -> None:
