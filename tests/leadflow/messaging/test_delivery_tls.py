@@ -32,16 +32,6 @@ USERS = {"mailer": "s3cret"}
 MESSAGE = b"Subject: hello\r\nFrom: a@x.example\r\nTo: b@y.example\r\n\r\nGr\xc3\xbc\xc3\x9fe\r\n"
 
 
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory) -> LocalCA:
-    return LocalCA.create(tmp_path_factory.mktemp("ca"))
-
-
-@pytest.fixture(scope="module")
-def other_ca(tmp_path_factory) -> LocalCA:
-    return LocalCA.create(tmp_path_factory.mktemp("other-ca"))
-
-
 def run(engine, url: str, **options):
     return dispatch(
         engine,

@@ -11,22 +11,12 @@ from __future__ import annotations
 import pytest
 
 from leadflow.routing import NotificationError, SmtpSettings, send_pending_notifications
-from tests.leadflow.messaging.tls_relay import LocalCA, implicit_tls_server, submission_relay
+from tests.leadflow.messaging.tls_relay import implicit_tls_server, submission_relay
 from tests.leadflow.routing.conftest import add, rows
 from tests.leadflow.routing.test_routing import FIRST_BATCH, route_test_pool
 
 USERS = {"mailer": "s3cret"}
 NOTIFIED_OWNERS = 6  # FIRST_BATCH routes 7 MQLs to 6 owners
-
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory) -> LocalCA:
-    return LocalCA.create(tmp_path_factory.mktemp("ca"))
-
-
-@pytest.fixture(scope="module")
-def other_ca(tmp_path_factory) -> LocalCA:
-    return LocalCA.create(tmp_path_factory.mktemp("other-ca"))
 
 
 @pytest.fixture
