@@ -483,13 +483,19 @@ def _not_found() -> Response:
 
 
 def _language(request: Request, payload: dict[str, Any] | None) -> str:
-    """The pages' language: the token's contact's, else the browser's (leadflow.tracking.pages)."""
+    """The pages' language: the token's contact's, else the browser's (leadflow.tracking.pages).
+
+    The confirmation page needs nothing else from the warehouse: when it cannot be asked,
+    the page still comes, in the browser's language."""
     state = request.app.state
     contact_id = payload.get("contact_id") if payload else None
     known = None
     if isinstance(contact_id, str):
-        with state.engine.connect() as connection:
-            known = pages.contact_language(connection, contact_id)
+        try:
+            with state.engine.connect() as connection:
+                known = pages.contact_language(connection, contact_id)
+        except sa.exc.SQLAlchemyError:
+            log.warning("the contact's language could not be read", exc_info=True)
     return pages.language_for(request, state.config, known)
 
 

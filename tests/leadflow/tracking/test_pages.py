@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 from starlette.requests import Request
 
 from leadflow.tracking import pages
+from leadflow.tracking.app import create_app
 from tests.leadflow.tracking.data import add_contact, mail_token, shipped_config
 
 CONFIG = shipped_config()
@@ -104,3 +106,14 @@ def test_contact_language_reads_the_pool(warehouse):
         assert pages.contact_language(connection, "C-9") == "es"
         assert pages.contact_language(connection, "C-404") is None
         assert pages.contact_language(connection, None) is None
+
+
+def test_the_unsubscribe_page_comes_even_when_the_warehouse_cannot_be_asked(settings, config):
+    # Nothing listens on port 1: reading the contact's language fails, the page does not.
+    unreachable = sa.create_engine("postgresql+psycopg://leadflow@127.0.0.1:1/leadflow")
+    app = create_app(settings, engine=unreachable, config=config)
+    token = mail_token(1, "C-1", "unsubscribe")
+    with TestClient(app) as client:
+        page = client.get(f"/u/{token}", headers={"Accept-Language": "fr-CH"})
+    assert page.status_code == 200 and page.headers["content-language"] == "fr"
+    assert 'name="List-Unsubscribe" value="One-Click"' in page.text
