@@ -56,6 +56,7 @@ def run_demo(settings: DemoSettings, console: Console) -> None:
     from leadflow.demo.generator import GeneratorSettings, generate
     from leadflow.imports import import_file
     from leadflow.messaging.smtp_sink import SmtpSink
+    from leadflow.messaging.suppression import forget_mail_state
     from leadflow.routing import forget_routing
     from leadflow.warehouse.engine import connection_params, get_engine
     from leadflow.warehouse.migrate import upgrade
@@ -84,9 +85,11 @@ def run_demo(settings: DemoSettings, console: Console) -> None:
     )
     console.print(fair.describe())
 
-    # A new company: the routing and the journeys of the previous one no longer apply.
+    # A new company: the routing, journeys, suppressions, links and consents of the previous
+    # one no longer apply.
     forget_routing(engine)
     forget_journeys(engine)
+    forget_mail_state(engine)
     mail_dir = clear_mail(paths.demo_dir() / "mail")
     # The nightly DAG routes the MQLs and mails their owners: a local SMTP sink keeps the mails.
     with SmtpSink(mail_dir, port=0) as sink:

@@ -29,7 +29,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
 from leadflow.errors import LeadflowError
@@ -150,3 +150,21 @@ def reasons(connection: Connection, email: str, tenant_code: str | None = None) 
         .order_by(SUPPRESSIONS.c.reason)
     )
     return list(connection.execute(statement).scalars())
+
+
+def forget_mail_state(engine: Engine) -> None:
+    """Delete every suppression, bounce, tracked link, consent record, opt-in request and
+    known visitor.
+
+    Only for replacing the whole pool with a different one (the demo regenerates its
+    company): these name the addresses and contacts of the old pool, and kept they would
+    change what the new pool is sent (an unsubscribe of the last demo run would hold back a
+    mail of this one).
+    """
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "truncate ops.suppressions, ops.bounces, ops.bounce_messages, ops.links, "
+                "ops.consents, ops.opt_in_requests, ops.visitors restart identity"
+            )
+        )

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from leadflow.messaging.suppression import (
     SuppressionError,
     applies_to,
+    forget_mail_state,
     is_suppressed,
     normalize_email,
     reasons,
@@ -85,3 +86,48 @@ def test_unknown_reasons_and_empty_addresses_are_refused(warehouse):
             suppress(connection, "a@example.com", "bounced", "test")
         with pytest.raises(SuppressionError, match="empty e-mail address"):
             suppress(connection, "  ", "manual", "test")
+
+
+MAIL_STATE = (
+    "ops.suppressions",
+    "ops.bounces",
+    "ops.bounce_messages",
+    "ops.links",
+    "ops.consents",
+    "ops.opt_in_requests",
+    "ops.visitors",
+)
+
+
+def test_forgetting_the_mail_state_of_a_replaced_pool(warehouse):
+    statements = [
+        "insert into ops.suppressions (email_normalized, reason, source) "
+        "values ('a@example.com', 'unsubscribe', 'one_click')",
+        "insert into ops.bounce_messages (message_sha256, source, classified_as) "
+        "values ('m1', 'maildir', 'hard_bounce')",
+        "insert into ops.bounces (message_sha256, email_normalized, kind, received_at) "
+        "values ('m1', 'a@example.com', 'hard', now())",
+        "insert into ops.links (link_id, url) values ('l1', 'https://x.example/')",
+        "insert into ops.opt_in_requests (token_sha256, contact_id, email, consent_text_version, "
+        "source, expires_at) "
+        "values ('t1', 'C-1', 'a@example.com', 'v1', 'ebook', now() + interval '7 days')",
+        "insert into ops.consents (contact_id, email, consented_at, consent_text_version, source, "
+        "request_id) select 'C-1', 'a@example.com', now(), 'v1', 'ebook', request_id "
+        "from ops.opt_in_requests",
+        "insert into ops.visitors (visitor_id, contact_id, linked_by) values ('v1', 'C-1', 'form')",
+        "insert into ops.translation_memory (source_sha256, source_language, target_language, "
+        "formality, glossary_version, source_text, translated_text, provider) "
+        "values ('s1', 'de', 'fr', 'default', 'g1', 'Hallo', 'Bonjour', 'deepl')",
+    ]
+    with warehouse.begin() as connection:
+        for statement in statements:
+            connection.exec_driver_sql(statement)
+
+    forget_mail_state(warehouse)
+
+    with warehouse.connect() as connection:
+        counts = {
+            table: connection.exec_driver_sql(f"select count(*) from {table}").scalar()
+            for table in (*MAIL_STATE, "ops.translation_memory")
+        }
+    assert counts == {**dict.fromkeys(MAIL_STATE, 0), "ops.translation_memory": 1}
