@@ -66,8 +66,11 @@ from leadflow.config.filters import (
     AllOf,
     AnyOf,
     Clicked,
+    ClickedSpec,
     Downloaded,
+    DownloadedSpec,
     Events,
+    EventsSpec,
     FieldCondition,
     FilterNode,
     Inactive,
@@ -76,9 +79,11 @@ from leadflow.config.filters import (
     MaintenanceDue,
     Not,
     Opened,
+    OpenedSpec,
     Owns,
     Purchased,
     Visited,
+    VisitedSpec,
 )
 from leadflow.errors import LeadflowError
 from leadflow.segments.relations import (
@@ -181,7 +186,20 @@ def _all(node: AllOf, context: _Context) -> ColumnElement[bool]:
 
 
 def _any(node: AnyOf, context: _Context) -> ColumnElement[bool]:
-    return sa.or_(*(_compile(child, context) for child in node.conditions))
+    """OR of the children; the single human events among them in one EXISTS.
+
+    `any: [clicked …, visited …, downloaded …]` as one EXISTS over the events with the
+    three matches OR'ed inside (exact: "some event matches A, or some matches B" is "some
+    event matches A or B"): PostgreSQL reads the events once instead of once per condition.
+    """
+    matches = [_single_event(child) for child in node.conditions]
+    merged = [match for match in matches if match is not None]
+    if len(merged) < 2:
+        return sa.or_(*(_compile(child, context) for child in node.conditions))
+    others = [child for child, match in zip(node.conditions, matches, strict=True) if not match]
+    return sa.or_(
+        _any_human_event(context, merged), *(_compile(child, context) for child in others)
+    )
 
 
 def _not(node: Not, context: _Context) -> ColumnElement[bool]:
@@ -372,41 +390,50 @@ def _since(column: Any, within: Duration | None, context: _Context) -> list[Any]
 # --- behaviour -------------------------------------------------------------------------
 
 
-def _human_events(
-    context: _Context,
-    event_types: Sequence[str],
-    within: Duration | None,
-    narrowed_by: Callable[[Any], list[Any]] = lambda event: [],
-    min_count: int = 1,
-) -> ColumnElement[bool]:
-    """At least `min_count` human events of the types before the cut-off (and in the window)."""
-    event = context.tables.events.alias("event")
-    by_type = (
-        event.c.event_type == event_types[0]
-        if len(event_types) == 1
-        else event.c.event_type.in_(event_types)
-    )
-    where = [
+@dataclass(frozen=True)
+class _EventMatch:
+    """Which human events a behaviour condition looks for, and how many it needs."""
+
+    event_types: tuple[str, ...]
+    within: Duration | None
+    narrowed_by: Callable[[Any], list[Any]] = lambda event: []
+    min_count: int = 1
+
+
+def _event_where(match: _EventMatch, event: Any, context: _Context) -> list[Any]:
+    """The human events of `match` before the cut-off (and in its window)."""
+    types = match.event_types
+    by_type = event.c.event_type == types[0] if len(types) == 1 else event.c.event_type.in_(types)
+    return [
         by_type,
-        *_since(event.c.occurred_at, within, context),
+        *_since(event.c.occurred_at, match.within, context),
         event.c.is_machine == sa.false(),
-        *narrowed_by(event),
+        *match.narrowed_by(event),
     ]
-    return _at_least(min_count, sa.func.count(), event, event.c.contact_id, where, context)
 
 
-def _opened(node: Opened, context: _Context) -> ColumnElement[bool]:
-    spec = node.opened
+def _human_events(match: _EventMatch, context: _Context) -> ColumnElement[bool]:
+    """At least `min_count` human events of the match."""
+    event = context.tables.events.alias("event")
+    where = _event_where(match, event, context)
+    return _at_least(match.min_count, sa.func.count(), event, event.c.contact_id, where, context)
 
+
+def _any_human_event(context: _Context, matches: Sequence[_EventMatch]) -> ColumnElement[bool]:
+    """One human event of any of the matches (each needing one)."""
+    event = context.tables.events.alias("event")
+    either = sa.or_(*(sa.and_(*_event_where(match, event, context)) for match in matches))
+    return _exists(event, [event.c.contact_id == context.contact.c.contact_id, either], context)
+
+
+def _opened_match(spec: OpenedSpec) -> _EventMatch:
     def narrowed(event: Any) -> list[Any]:
         return [] if spec.mailing is None else [event.c.mailing_id == spec.mailing]
 
-    return _human_events(context, ["email_open"], spec.within, narrowed)
+    return _EventMatch(("email_open",), spec.within, narrowed)
 
 
-def _clicked(node: Clicked, context: _Context) -> ColumnElement[bool]:
-    spec = node.clicked
-
+def _clicked_match(spec: ClickedSpec) -> _EventMatch:
     def narrowed(event: Any) -> list[Any]:
         conditions = []
         if spec.link is not None:
@@ -417,16 +444,52 @@ def _clicked(node: Clicked, context: _Context) -> ColumnElement[bool]:
             conditions.append(event.c.mailing_id == spec.mailing)
         return conditions
 
-    return _human_events(context, ["email_click"], spec.within, narrowed)
+    return _EventMatch(("email_click",), spec.within, narrowed)
 
 
-def _downloaded(node: Downloaded, context: _Context) -> ColumnElement[bool]:
-    spec = node.downloaded
-
+def _downloaded_match(spec: DownloadedSpec) -> _EventMatch:
     def narrowed(event: Any) -> list[Any]:
         return [] if spec.asset is None else [event.c.asset_id == spec.asset]
 
-    return _human_events(context, ["download"], spec.within, narrowed)
+    return _EventMatch(("download",), spec.within, narrowed)
+
+
+def _visited_match(spec: VisitedSpec) -> _EventMatch:
+    return _EventMatch(
+        ("web_visit",), spec.within, lambda event: [url_matches(event.c.url, spec.url_pattern)]
+    )
+
+
+def _events_match(spec: EventsSpec) -> _EventMatch:
+    return _EventMatch((spec.type,), spec.within, min_count=spec.min_count)
+
+
+def _event_match(node: FilterNode) -> _EventMatch | None:
+    """The events a behaviour condition looks for; None for any other condition."""
+    if isinstance(node, Opened):
+        return _opened_match(node.opened)
+    if isinstance(node, Clicked):
+        return _clicked_match(node.clicked)
+    if isinstance(node, Downloaded):
+        return _downloaded_match(node.downloaded)
+    if isinstance(node, Visited):
+        return _visited_match(node.visited)
+    if isinstance(node, Events):
+        return _events_match(node.events)
+    return None
+
+
+def _single_event(node: FilterNode) -> _EventMatch | None:
+    """The match of a condition that one human event satisfies; None otherwise."""
+    match = _event_match(node)
+    return match if match is not None and match.min_count == 1 else None
+
+
+def _behaviour(node: FilterNode, context: _Context) -> ColumnElement[bool]:
+    match = _event_match(node)
+    if match is None:  # registered for the behaviour conditions only
+        raise TypeError(f"not a behaviour condition: {node!r}")
+    return _human_events(match, context)
 
 
 def glob_to_like(pattern: str) -> str:
@@ -451,24 +514,9 @@ def url_matches(url: Any, pattern: str) -> ColumnElement[bool]:
     return sa.and_(url.is_not(None), target.like(glob_to_like(pattern), escape=_LIKE_ESCAPE))
 
 
-def _visited(node: Visited, context: _Context) -> ColumnElement[bool]:
-    spec = node.visited
-    return _human_events(
-        context,
-        ["web_visit"],
-        spec.within,
-        lambda event: [url_matches(event.c.url, spec.url_pattern)],
-    )
-
-
-def _events(node: Events, context: _Context) -> ColumnElement[bool]:
-    spec = node.events
-    return _human_events(context, [spec.type], spec.within, min_count=spec.min_count)
-
-
 def _inactive(node: Inactive, context: _Context) -> ColumnElement[bool]:
     window = Duration(amount=node.inactive.days, unit="d")
-    return sa.not_(_human_events(context, ACTIVITY_EVENT_TYPES, window))
+    return sa.not_(_human_events(_EventMatch(ACTIVITY_EVENT_TYPES, window), context))
 
 
 # --- purchases -------------------------------------------------------------------------
@@ -588,11 +636,11 @@ _COMPILERS: dict[type, Callable[[Any, _Context], ColumnElement[bool]]] = {
     FieldCondition: _field,
     Purchased: _purchased,
     LastPurchase: _last_purchase,
-    Opened: _opened,
-    Clicked: _clicked,
-    Downloaded: _downloaded,
-    Visited: _visited,
-    Events: _events,
+    Opened: _behaviour,
+    Clicked: _behaviour,
+    Downloaded: _behaviour,
+    Visited: _behaviour,
+    Events: _behaviour,
     Inactive: _inactive,
     Owns: _owns,
     MaintenanceDue: _maintenance_due,

@@ -127,3 +127,72 @@ def test_not_over_any_is_one_not_exists_per_condition(pool):
     literal = query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
     plan = "\n".join(row[0] for row in pool.execute(sa.text(f"explain {literal}")))
     assert "Anti Join" in plan
+
+
+def test_any_of_single_events_reads_the_events_once(pool):
+    # Each contact matches exactly one branch; a machine click and a visit outside the
+    # window match none. A count condition (2 opens) stays its own subquery.
+    add_contacts(
+        pool,
+        *({"contact_id": name, "country": "DE"} for name in ("clicker", "visitor", "reader")),
+        *({"contact_id": name, "country": "DE"} for name in ("bot", "old_visit", "opener")),
+    )
+    june = at("2025-06-10")
+    add_events(
+        pool,
+        {
+            "contact_id": "clicker",
+            "event_type": "email_click",
+            "link_tag": "hs3000",
+            "occurred_at": june,
+        },
+        {
+            "contact_id": "visitor",
+            "event_type": "web_visit",
+            "url": "https://x.example/hs3000/a",
+            "occurred_at": june,
+        },
+        {
+            "contact_id": "reader",
+            "event_type": "download",
+            "asset_id": "sheet",
+            "occurred_at": june,
+        },
+        {
+            "contact_id": "bot",
+            "event_type": "email_click",
+            "link_tag": "hs3000",
+            "occurred_at": june,
+            "is_machine": True,
+        },
+        {
+            "contact_id": "old_visit",
+            "event_type": "web_visit",
+            "url": "https://x.example/hs3000/a",
+            "occurred_at": at("2025-01-10"),
+        },
+        {"contact_id": "opener", "event_type": "email_open", "occurred_at": june},
+        {"contact_id": "opener", "event_type": "email_open", "occurred_at": june},
+    )
+    filter = {
+        "any": [
+            {"clicked": {"tag": "hs3000", "within": "90d"}},
+            {"visited": {"url_pattern": "/hs3000/*", "within": "90d"}},
+            {"downloaded": {"asset": "sheet", "within": "90d"}},
+            {"events": {"type": "email_open", "min_count": 2}},
+            {"field": "customer_status", "op": "=", "value": "existing_customer"},
+        ]
+    }
+    sql = str(_compile(filter).compile(dialect=postgresql.dialect()))
+    assert sql.count("FROM raw.events") == 2  # the three single events, and the count
+    assert members(pool, parse_filter(filter), D) == {
+        "clicker",
+        "visitor",
+        "reader",
+        "opener",
+        "de_customer",
+    }
+    # under a not: one NOT EXISTS for the three, one for the count (anti-joins)
+    negated = {"all": [DE, {"not": filter}]}
+    assert str(_compile(negated).compile(dialect=postgresql.dialect())).count("NOT (EXISTS") == 2
+    assert members(pool, parse_filter(negated), D) == {"de_lead", "bot", "old_visit"}
