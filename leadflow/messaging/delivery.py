@@ -139,10 +139,15 @@ def parse_smtp_url(url: str) -> SmtpServer:
     return server
 
 
+def smtp_url_from_env(config: Config) -> str | None:
+    """The SMTP URL in the environment variable `company.delivery.smtp_url_env`, if set."""
+    return os.environ.get(config.company.delivery.smtp_url_env, "").strip() or None
+
+
 def smtp_server_from_env(config: Config) -> SmtpServer:
     """The server named by the environment variable `company.delivery.smtp_url_env`."""
     variable = config.company.delivery.smtp_url_env
-    url = os.environ.get(variable, "").strip()
+    url = smtp_url_from_env(config)
     if not url:
         raise DeliveryError(
             f"no SMTP server configured: set {variable} to an SMTP URL such as "

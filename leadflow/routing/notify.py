@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from leadflow.config.loader import Config
 from leadflow.errors import LeadflowError
-from leadflow.messaging.delivery import SmtpServer, parse_smtp_url
+from leadflow.messaging.delivery import SmtpServer, parse_smtp_url, smtp_url_from_env
 
 DEFAULT_SMTP_HOST = "127.0.0.1"
 DEFAULT_SMTP_PORT = 8025
@@ -59,8 +59,8 @@ class SmtpSettings(SmtpServer):
         (with `config`), else 127.0.0.1:8025."""
         host = os.environ.get("LEADFLOW_SMTP_HOST", "").strip()
         port_text = os.environ.get("LEADFLOW_SMTP_PORT", "").strip()
-        url = os.environ.get(config.company.delivery.smtp_url_env, "") if config else ""
-        if not (host or port_text) and url.strip():
+        url = smtp_url_from_env(config) if config else None
+        if not (host or port_text) and url:
             return cls(**dataclasses.asdict(parse_smtp_url(url)))
         port_text = port_text or str(DEFAULT_SMTP_PORT)
         if not port_text.isdigit() or not 0 < int(port_text) < 65536:

@@ -196,7 +196,7 @@ def _any(node: AnyOf, context: _Context) -> ColumnElement[bool]:
     merged = [match for match in matches if match is not None]
     if len(merged) < 2:
         return sa.or_(*(_compile(child, context) for child in node.conditions))
-    others = [child for child, match in zip(node.conditions, matches, strict=True) if not match]
+    others = [child for child, match in zip(node.conditions, matches, strict=True) if match is None]
     return sa.or_(
         _any_human_event(context, merged), *(_compile(child, context) for child in others)
     )

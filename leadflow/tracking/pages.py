@@ -25,7 +25,12 @@ from werkzeug.http import parse_accept_header
 
 from leadflow.config import Config
 
-NO_STORE = {"Cache-Control": "no-store"}
+# Every answer of the service: pages name a person, pixels must reach it on every open.
+NO_STORE = {
+    "Cache-Control": "no-store, no-cache, must-revalidate, max-age=0, private",
+    "Pragma": "no-cache",
+    "Expires": "0",
+}
 FALLBACK_LANGUAGE = "en"
 
 TEXTS: dict[str, dict[str, str]] = {

@@ -52,6 +52,7 @@ from sqlalchemy.engine import Connection, Engine
 from leadflow.errors import LeadflowError
 from leadflow.messaging import links, suppression
 from leadflow.tracking import pages
+from leadflow.tracking.pages import NO_STORE
 from leadflow.tracking.writer import insert_events, mail_event_row
 from leadflow.warehouse.engine import connection_params
 
@@ -59,11 +60,6 @@ log = logging.getLogger(__name__)
 
 # The smallest transparent GIF: 1×1, one transparent palette entry (43 bytes).
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw==")
-NO_STORE = {
-    "Cache-Control": "no-store, no-cache, must-revalidate, max-age=0, private",
-    "Pragma": "no-cache",
-    "Expires": "0",
-}
 ONE_CLICK = "One-Click"
 CACHE_SIZE = 100_000
 MAX_USER_AGENT = 512
@@ -239,17 +235,7 @@ async def _record_open(token: str, request: Request) -> None:
     now = dt.datetime.now(dt.UTC)
     user_agent, ip = _client(request)
     reason = state.machine_rules.reason("open", user_agent=user_agent, ip=ip)
-    row = mail_event_row(
-        "email_open",
-        now,
-        contact_id=mail.contact_id,
-        campaign_id=mail.campaign_id,
-        step_id=mail.step_id,
-        is_machine=reason is not None,
-        user_agent=user_agent,
-        properties=_properties(mail.outbox_id, reason),
-    )
-    state.writer.add_row(row)
+    _add_mail_event(state, "email_open", mail, now, user_agent, reason)
 
 
 @router.get(
@@ -290,18 +276,39 @@ def _record_click(link: Link, request: Request) -> None:
         sent_at=link.sent_at,
         link_tag=link.tag,
     )
-    row = mail_event_row(
+    _add_mail_event(
+        state,
         "email_click",
+        link,
         now,
-        contact_id=link.contact_id,
-        campaign_id=link.campaign_id,
-        step_id=link.step_id,
-        is_machine=reason is not None,
-        user_agent=user_agent,
-        properties=_properties(link.outbox_id, reason),
+        user_agent,
+        reason,
         link_id=link.link_id,
         link_tag=link.tag,
         url=link.url,
+    )
+
+
+def _add_mail_event(
+    state: Any,
+    event_type: str,
+    sent: Mail | Link,
+    now: dt.datetime,
+    user_agent: str | None,
+    machine_reason: str | None,
+    **link: str | None,
+) -> None:
+    """Buffer the open or click of the sent mail (or link) `sent`, as of `now`."""
+    row = mail_event_row(
+        event_type,
+        now,
+        contact_id=sent.contact_id,
+        campaign_id=sent.campaign_id,
+        step_id=sent.step_id,
+        is_machine=machine_reason is not None,
+        user_agent=user_agent,
+        properties=_properties(sent.outbox_id, machine_reason),
+        **link,
     )
     state.writer.add_row(row)
 
