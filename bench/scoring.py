@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.reuse and _has_company(engine)):
         _generate(engine, args)
     _remove_added_events(engine)
+    _forget_segment_history(engine)
     _build_prerequisites(args.as_of)
     _vacuum(engine)
 
@@ -239,6 +240,14 @@ def _remove_added_events(engine: sa.Engine) -> None:
     with engine.begin() as connection:
         connection.execute(
             sa.text("delete from raw.events where event_id like :pattern"), {"pattern": "bench-%"}
+        )
+
+
+def _forget_segment_history(engine: sa.Engine) -> None:
+    """Segment membership of an earlier run with --reuse: the full build starts from none."""
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("truncate ops.segment_member_spans, ops.segment_materializations")
         )
 
 

@@ -10,6 +10,7 @@ See compiler.py for the semantics and docs/segments.md for the language.
 from leadflow.segments.compiler import (
     ACTIVITY_EVENT_TYPES,
     FilterError,
+    SharedEventCounts,
     compile_filter,
     segment_query,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "PreviewContact",
     "Relations",
     "SegmentQueryError",
+    "SharedEventCounts",
     "compile_filter",
     "contact_row",
     "cutoff",

@@ -2,14 +2,21 @@
 
 The nightly run calls `materialize_segments` after dbt has built marts.dim_contacts (segments
 may compare its derived fields: best_persona, matrix_cell, scores, is_mql ...) and before dbt
-builds marts.segment_members, which selects the run's date from `ops.segment_members`.
+builds marts.segment_members, which selects the run's date from the view `ops.segment_members`.
 
-Each segment is compiled by the one filter compiler and written set-based, one parameterised
-`INSERT INTO ops.segment_members SELECT ...` per segment, all in one transaction that first
-removes that date's previous membership: a run either replaces the whole date or, when any
-segment fails, leaves the previous membership untouched. A failing segment is named in the
-error. `ops.segment_materializations` keeps the member count of every segment per date (a
-segment with no members too), which `leadflow segment list` shows.
+Each segment is compiled by the one filter compiler and evaluated set-based, one parameterised
+`INSERT ... SELECT` per segment into a temporary table of the date's members. Membership is
+stored as spans (`ops.segment_member_spans`, migration 0011): the run closes the spans of
+contacts that left a segment and opens one for each contact that joined, so a night writes
+what changed, not every member again. All of it runs in one transaction: a run either
+replaces the whole date or, when any segment fails, leaves the membership untouched. A
+failing segment is named in the error. `ops.segment_materializations` keeps the member count
+of every segment per date (a segment with no members too), which `leadflow segment list`
+shows, and the view `ops.segment_members` lists the members of each of those dates.
+
+Membership is a timeline, like the activity state: a run for a date before the latest
+materialised one first rewinds it to that date, forgetting the later dates (their own runs
+write them again).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -27,24 +35,29 @@ from sqlalchemy.sql.expression import Insert
 from leadflow.config.filters import FilterNode
 from leadflow.config.loader import Config
 from leadflow.errors import LeadflowError
-from leadflow.segments.compiler import FilterError, compile_filter
+from leadflow.segments.compiler import FilterError, SharedEventCounts, compile_filter
 from leadflow.segments.execute import SegmentQueryError, explained_errors, fields_used
 from leadflow.segments.preview import segment_filters
 from leadflow.segments.relations import DEFAULT_RELATIONS, Relations, contact_row
 
-# Older dates are pruned when a newer one is written: enough history for "entered the
-# segment since yesterday/last month" without growing by a full copy every night forever.
+# Dates older than this (relative to the date being written) are pruned: enough history for
+# "entered the segment since yesterday/last month".
 RETENTION_DAYS = 62
-# Serialises materialisations: two runs replacing the same date would collide on its keys.
+# Memory per sort or hash of the run (PostgreSQL's work_mem, for its transaction only): the
+# comparison of 2 million new members with the stored ones, and the counting of the events,
+# run in memory with it instead of spilling to disk (at 1,000,000 contacts: 5.4 s → 4.3 s).
+WORK_MEM = "256MB"
+# Serialises materialisations: two runs changing the same spans would collide on their keys.
 LOCK_KEY = "leadflow.segments.materialize"
 
-MEMBERS = sa.table(
-    "segment_members",
-    sa.column("as_of", sa.Date()),
+# The date's members while a run computes them; dropped when its transaction ends.
+NEW_MEMBERS = sa.table(
+    "segment_members_new",
     sa.column("segment", sa.Text()),
     sa.column("contact_id", sa.Text()),
-    schema="ops",
 )
+
+logger = logging.getLogger(__name__)
 
 
 class SegmentError(LeadflowError):
@@ -72,12 +85,25 @@ def materialize_segments(
     cyclic `segment:` reference) changes nothing either.
     """
     filters = segment_filters(config)
-    compiled = [_compile(name, filters, as_of, relations, engine) for name in config.segments]
+    event_counts = SharedEventCounts(relations)
+    compiled = [
+        _compile(name, filters, as_of, relations, engine, event_counts) for name in config.segments
+    ]
     with engine.begin() as connection:
         connection.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(LOCK_KEY))))
-        _clear(connection, as_of)
+        connection.execute(sa.select(sa.func.set_config("work_mem", WORK_MEM, True)))
+        _rewind(connection, as_of)
+        connection.execute(
+            sa.text(
+                "create temporary table segment_members_new "
+                "(segment text not null, contact_id text not null) on commit drop"
+            )
+        )
+        _count_events(connection, event_counts)
         counts = {segment.name: _insert(connection, segment, relations) for segment in compiled}
+        _apply_changes(connection, as_of, list(counts))
         _record(connection, as_of, compiled, counts)
+        _prune(connection, as_of)
     return counts
 
 
@@ -87,22 +113,27 @@ def _compile(
     as_of: dt.date,
     relations: Relations,
     engine: Engine,
+    event_counts: SharedEventCounts,
 ) -> _CompiledSegment:
-    contact = contact_row(relations)
-    try:
+    def members(counts: SharedEventCounts | None) -> Insert:
         predicate = compile_filter(
-            filters[name], as_of=as_of, relations=relations, segments=filters
+            filters[name], as_of=as_of, relations=relations, segments=filters, event_counts=counts
         )
+        selected = sa.select(sa.literal(name, sa.Text()), contact_row(relations).c.contact_id)
+        return NEW_MEMBERS.insert().from_select(
+            ["segment", "contact_id"], selected.where(predicate)
+        )
+
+    try:
+        # The fingerprint is of the segment's own SQL, which reads the events itself; the
+        # run reads the counts all segments share.
+        standalone, statement = members(None), members(event_counts)
     except FilterError as error:
         raise SegmentError(f"segment {name!r} cannot be compiled: {error}") from None
-    members = sa.select(
-        sa.literal(as_of, sa.Date()), sa.literal(name, sa.Text()), contact.c.contact_id
-    ).where(predicate)
-    statement = MEMBERS.insert().from_select(["as_of", "segment", "contact_id"], members)
     return _CompiledSegment(
         name=name,
         statement=statement,
-        sql_sha256=_fingerprint(statement, engine),
+        sql_sha256=_fingerprint(standalone, engine),
         fields=fields_used(filters[name], filters),
     )
 
@@ -116,20 +147,88 @@ def _fingerprint(statement: Insert, engine: Engine) -> str:
     return hashlib.sha256(f"{compiled}\n{parameters}".encode()).hexdigest()
 
 
-def _clear(connection: Connection, as_of: dt.date) -> None:
-    """Remove the date's previous membership and dates older than the retention."""
-    oldest_kept = as_of - dt.timedelta(days=RETENTION_DAYS)
-    dates = {"as_of": as_of, "oldest_kept": oldest_kept}
+def _rewind(connection: Connection, as_of: dt.date) -> None:
+    """Undo the materialisations of `as_of` and later dates: back to the state before them.
+
+    Spans never overlap, so reopening those that ended on or after `as_of` leaves at most one
+    open span per member: the membership at the latest date before `as_of`.
+    """
+    later = (
+        connection.execute(
+            sa.text(
+                "select distinct as_of from ops.segment_materializations "
+                "where as_of > :as_of order by as_of"
+            ),
+            {"as_of": as_of},
+        )
+        .scalars()
+        .all()
+    )
+    if later:
+        logger.warning(
+            "segments were materialised up to %s: re-running %s forgets %d later date(s), "
+            "which their own runs write again",
+            later[-1],
+            as_of,
+            len(later),
+        )
+    for statement in (
+        "delete from ops.segment_member_spans where valid_from >= :as_of",
+        "update ops.segment_member_spans set valid_to = null where valid_to >= :as_of",
+        "delete from ops.segment_materializations where as_of >= :as_of",
+    ):
+        connection.execute(sa.text(statement), {"as_of": as_of})
+
+
+def _apply_changes(connection: Connection, as_of: dt.date, segments: list[str]) -> None:
+    """Close the open spans of members who left; open one for each member who joined."""
+    # A temporary table is never analysed on its own; without statistics the planner
+    # takes a 2-million-row membership for a few rows and loops over it.
+    connection.execute(sa.text("analyze segment_members_new"))
+    changes = {"as_of": as_of, "segments": segments}
     connection.execute(
-        sa.text("delete from ops.segment_members where as_of = :as_of or as_of < :oldest_kept"),
-        dates,
+        sa.text(
+            "update ops.segment_member_spans as span set valid_to = :as_of "
+            "where span.valid_to is null and span.segment = any(:segments) "
+            "and not exists (select from segment_members_new as new "
+            "where new.segment = span.segment and new.contact_id = span.contact_id)"
+        ),
+        changes,
     )
     connection.execute(
         sa.text(
-            "delete from ops.segment_materializations where as_of = :as_of or as_of < :oldest_kept"
+            "insert into ops.segment_member_spans (segment, contact_id, valid_from) "
+            "select new.segment, new.contact_id, :as_of from segment_members_new as new "
+            "where not exists (select from ops.segment_member_spans as span "
+            "where span.valid_to is null and span.segment = new.segment "
+            "and span.contact_id = new.contact_id)"
         ),
-        dates,
+        changes,
     )
+
+
+def _prune(connection: Connection, as_of: dt.date) -> None:
+    """Forget dates older than the retention, and the spans only they needed."""
+    oldest_kept = {"oldest_kept": as_of - dt.timedelta(days=RETENTION_DAYS)}
+    for statement in (
+        "delete from ops.segment_materializations where as_of < :oldest_kept",
+        # A span ending on or before the oldest kept date covers no kept date.
+        "delete from ops.segment_member_spans where valid_to <= :oldest_kept",
+        # Segments no longer configured keep their spans only while a date of theirs is kept.
+        "delete from ops.segment_member_spans as span where not exists "
+        "(select from ops.segment_materializations as kept where kept.segment = span.segment)",
+    ):
+        connection.execute(sa.text(statement), oldest_kept)
+
+
+def _count_events(connection: Connection, event_counts: SharedEventCounts) -> None:
+    try:
+        event_counts.create(connection)
+    except sa.exc.DBAPIError as error:
+        message = _first_line(error)
+        raise SegmentError(
+            f"the events the segments look for could not be counted: {message}"
+        ) from None
 
 
 def _insert(connection: Connection, segment: _CompiledSegment, relations: Relations) -> int:
@@ -146,8 +245,11 @@ def _insert(connection: Connection, segment: _CompiledSegment, relations: Relati
         raise SegmentError(str(error)) from None
     except sa.exc.DBAPIError as error:
         # Anything else PostgreSQL refuses (a type error, a statement timeout ...).
-        message = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
-        raise SegmentError(f"{what} failed: {message}") from None
+        raise SegmentError(f"{what} failed: {_first_line(error)}") from None
+
+
+def _first_line(error: sa.exc.DBAPIError) -> str:
+    return str(error.orig).strip().splitlines()[0] if error.orig else str(error)
 
 
 def _record(

@@ -197,25 +197,32 @@ def test_purchase_trigger_uses_won_orders_of_the_family(pool, base_config):
 
 
 def _materialize(engine, segment: str, as_of: str, *members: str) -> None:
+    """Record the segment's members for a date as the nightly run stores them (as spans);
+    the dates of a segment come in order."""
+    date = {"as_of": dt.date.fromisoformat(as_of), "segment": segment, "members": list(members)}
     with engine.begin() as connection:
         connection.execute(
             sa.text(
                 "insert into ops.segment_materializations (as_of, segment, members, sql_sha256) "
-                "values (:as_of, :segment, :members, 'test')"
+                "values (:as_of, :segment, cardinality(cast(:members as text[])), 'test')"
             ),
-            {"as_of": dt.date.fromisoformat(as_of), "segment": segment, "members": len(members)},
+            date,
         )
-        if members:
-            connection.execute(
-                sa.text(
-                    "insert into ops.segment_members (as_of, segment, contact_id) "
-                    "values (:as_of, :segment, :contact_id)"
-                ),
-                [
-                    {"as_of": dt.date.fromisoformat(as_of), "segment": segment, "contact_id": c}
-                    for c in members
-                ],
-            )
+        connection.execute(
+            sa.text(
+                "update ops.segment_member_spans set valid_to = :as_of where segment = :segment "
+                "and valid_to is null and contact_id <> all(cast(:members as text[]))"
+            ),
+            date,
+        )
+        connection.execute(
+            sa.text(
+                "insert into ops.segment_member_spans (segment, contact_id, valid_from) "
+                "select :segment, member, :as_of from unnest(cast(:members as text[])) as member "
+                "on conflict (segment, contact_id) where valid_to is null do nothing"
+            ),
+            date,
+        )
 
 
 def test_segment_entry_enrols_new_members_of_the_latest_materialisation(pool, base_config):

@@ -112,6 +112,49 @@ def materialized(engine: Engine) -> list[tuple]:
         ]
 
 
+def spans(engine: Engine, segment: str) -> list[tuple]:
+    with engine.connect() as connection:
+        return [
+            tuple(row)
+            for row in connection.execute(
+                sa.text(
+                    "select contact_id, valid_from, valid_to from ops.segment_member_spans "
+                    "where segment = :segment order by contact_id, valid_from"
+                ),
+                {"segment": segment},
+            )
+        ]
+
+
+def add_events(engine: Engine, *events: tuple[str, str, str, bool]) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "insert into raw.events "
+                "(event_id, contact_id, event_type, occurred_at, is_machine) "
+                "values (:id, :contact_id, :type, :at, :machine)"
+            ),
+            [
+                {
+                    "id": f"e{number}",
+                    "contact_id": contact,
+                    "type": kind,
+                    "at": at(when),
+                    "machine": machine,
+                }
+                for number, (contact, kind, when, machine) in enumerate(events)
+            ],
+        )
+
+
+def move(engine: Engine, contact_id: str, country: str) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("update public.test_facts set country = :country where contact_id = :id"),
+            {"country": country, "id": contact_id},
+        )
+
+
 def test_every_segment_gets_its_exact_members(pool, config):
     counts = materialize_segments(pool, config, AS_OF, relations=TEST_RELATIONS)
 
@@ -132,14 +175,11 @@ def test_relative_dates_resolve_against_the_runs_date(pool, config):
     assert members(pool, dt.date(2027, 5, 2))["hs2000_old"] == {"c1", "c3"}
 
 
-def test_a_rerun_replaces_the_dates_membership_and_keeps_other_dates(pool, config):
+def test_a_rerun_replaces_the_dates_membership_and_keeps_earlier_dates(pool, config):
     materialize_segments(pool, config, AS_OF, relations=TEST_RELATIONS)
     yesterday = AS_OF - dt.timedelta(days=1)
     materialize_segments(pool, config, yesterday, relations=TEST_RELATIONS)
-    with pool.begin() as connection:
-        connection.execute(
-            sa.text("update public.test_facts set country = 'FR' where contact_id = 'c2'")
-        )
+    move(pool, "c2", "FR")
 
     counts = materialize_segments(pool, config, AS_OF, relations=TEST_RELATIONS)
 
@@ -152,16 +192,68 @@ def test_a_rerun_replaces_the_dates_membership_and_keeps_other_dates(pool, confi
     ]
 
 
+def test_a_night_writes_only_the_memberships_that_changed(pool, config):
+    day = [AS_OF + dt.timedelta(days=offset) for offset in range(4)]
+    materialize_segments(pool, config, day[0], relations=TEST_RELATIONS)
+    materialize_segments(pool, config, day[1], relations=TEST_RELATIONS)
+    with pool.begin() as connection:  # c2 moves away, and back a day later
+        connection.execute(
+            sa.text("update public.test_facts set country = 'FR' where contact_id = 'c2'")
+        )
+    materialize_segments(pool, config, day[2], relations=TEST_RELATIONS)
+    with pool.begin() as connection:
+        connection.execute(
+            sa.text("update public.test_facts set country = 'DE' where contact_id = 'c2'")
+        )
+    materialize_segments(pool, config, day[3], relations=TEST_RELATIONS)
+
+    # Two unchanged nights added no rows; leaving closed c2's span, returning opened one.
+    assert spans(pool, "germans") == [
+        ("c1", day[0], None),
+        ("c2", day[0], day[2]),
+        ("c2", day[3], None),
+    ]
+    assert [members(pool, date).get("germans") for date in day] == [
+        {"c1", "c2"},
+        {"c1", "c2"},
+        {"c1"},
+        {"c1", "c2"},
+    ]
+
+
+def test_an_earlier_date_rewinds_the_later_ones(pool, config, caplog):
+    before, later = AS_OF - dt.timedelta(days=1), AS_OF + dt.timedelta(days=1)
+    materialize_segments(pool, config, before, relations=TEST_RELATIONS)  # c1, c2
+    move(pool, "c2", "FR")
+    materialize_segments(pool, config, AS_OF, relations=TEST_RELATIONS)  # c1
+    move(pool, "c2", "DE")
+    materialize_segments(pool, config, later, relations=TEST_RELATIONS)  # c1, c2
+    move(pool, "c1", "FR")
+
+    materialize_segments(pool, config, AS_OF, relations=TEST_RELATIONS)
+
+    assert "re-running 2026-11-27 forgets 1 later date(s)" in caplog.text
+    assert sorted({row[0] for row in materialized(pool)}) == [before, AS_OF]
+    assert members(pool, later) == {}
+    assert members(pool)["germans"] == {"c2"}
+    assert members(pool, before)["germans"] == {"c1", "c2"}
+    assert spans(pool, "germans") == [("c1", before, AS_OF), ("c2", before, None)]
+
+
 def test_dates_older_than_the_retention_are_pruned(pool, config):
     old = AS_OF - dt.timedelta(days=RETENTION_DAYS + 1)
     kept = AS_OF - dt.timedelta(days=RETENTION_DAYS)
-    for day in (old, kept):
-        materialize_segments(pool, config, day, relations=TEST_RELATIONS)
+    materialize_segments(pool, config, old, relations=TEST_RELATIONS)
+    move(pool, "c2", "FR")
+    materialize_segments(pool, config, kept, relations=TEST_RELATIONS)
 
     materialize_segments(pool, config, AS_OF, relations=TEST_RELATIONS)
 
     assert sorted({row[0] for row in materialized(pool)}) == [kept, AS_OF]
     assert members(pool, old) == {}
+    # c2 left on the oldest kept date: its span covered only pruned dates.
+    assert spans(pool, "germans") == [("c1", old, None)]
+    assert members(pool, kept)["germans"] == {"c1"}
 
 
 def test_a_segment_on_a_missing_column_is_named_and_nothing_is_written(pool, config):
@@ -207,6 +299,74 @@ def test_a_segment_postgresql_refuses_is_named(pool, config):
         materialize_segments(pool, failing, AS_OF, relations=TEST_RELATIONS)
 
     assert members(pool) == {} and materialized(pool) == []
+
+
+def test_behaviour_segments_count_exactly_in_the_shared_pass_over_the_events(pool, config):
+    behaviour = config_with_segments(
+        {
+            **SEGMENTS,
+            "two_opens": {
+                "description": "At least two human opens.",
+                "filter": {"events": {"type": "email_open", "min_count": 2}},
+            },
+            "opened_or_german": {
+                "description": "An open, or in Germany.",
+                "filter": {
+                    "any": [
+                        {"opened": {}},
+                        {"field": "country", "op": "=", "value": "DE"},
+                    ]
+                },
+            },
+            "quiet": {
+                "description": "No activity for 30 days.",
+                "filter": {"inactive": {"days": 30}},
+            },
+        }
+    )
+    add_events(
+        pool,
+        ("c3", "email_open", "2026-11-20 10:00", False),
+        ("c3", "email_open", "2026-11-21 10:00", False),
+        ("c4", "email_open", "2026-11-21 10:00", False),
+        ("c4", "email_open", "2026-11-22 10:00", True),  # a machine open does not count
+        ("c1", "email_open", "2026-11-28 00:00", False),  # after the cut-off
+    )
+
+    counts = materialize_segments(pool, behaviour, AS_OF, relations=TEST_RELATIONS)
+
+    assert members(pool)["two_opens"] == {"c3"}
+    assert members(pool)["opened_or_german"] == {"c1", "c2", "c3", "c4"}
+    assert members(pool)["quiet"] == {"c1", "c2"}
+    assert counts["two_opens"] == 1
+
+
+def test_events_that_cannot_be_counted_are_reported_and_nothing_is_written(pool, config):
+    behaviour = config_with_segments(
+        {
+            **SEGMENTS,
+            "clicked_offer": {
+                "description": "Clicked an offer link.",
+                "filter": {"clicked": {"tag": "offer"}},
+            },
+        }
+    )
+    with pool.begin() as connection:  # events without the link tag
+        connection.execute(
+            sa.text(
+                "create table public.untagged_events as select event_id, contact_id, "
+                "event_type, occurred_at, is_machine, mailing_id, link_id from raw.events"
+            )
+        )
+    untagged = dataclasses.replace(TEST_RELATIONS, events="public.untagged_events")
+
+    with pytest.raises(SegmentError) as failed:
+        materialize_segments(pool, behaviour, AS_OF, relations=untagged)
+
+    assert str(failed.value).startswith(
+        "the events the segments look for could not be counted: column event.link_tag"
+    )
+    assert materialized(pool) == []
 
 
 def test_a_segment_that_cannot_be_compiled_is_named_before_anything_runs(pool):

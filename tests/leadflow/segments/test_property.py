@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from leadflow.config import filters as f
-from leadflow.segments import compile_filter, contact_row
+from leadflow.segments import SharedEventCounts, compile_filter, contact_row
 from tests.leadflow.segments.data import (
     FAMILY,
     PRODUCTS,
@@ -637,10 +637,34 @@ ORDER_COLUMNS = ("order_id", "contact_id", "ordered_at", "status")
 )
 @given(case=cases())
 def test_sql_agrees_with_the_reference_semantics(segments_engine, case):
+    _check_against_the_reference(segments_engine, case, event_counts=None)
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(case=cases())
+def test_one_shared_pass_over_the_events_agrees_too(segments_engine, case):
+    # The nightly materialisation's form: every behaviour condition of all the filters
+    # counted in one aggregate over the events (SharedEventCounts).
+    _check_against_the_reference(
+        segments_engine, case, event_counts=SharedEventCounts(TEST_RELATIONS)
+    )
+
+
+def _check_against_the_reference(segments_engine, case, event_counts):
     world, nodes = case
     contact = contact_row(TEST_RELATIONS)
     predicates = [
-        compile_filter(node, as_of=world.as_of, relations=TEST_RELATIONS, segments=world.segments)
+        compile_filter(
+            node,
+            as_of=world.as_of,
+            relations=TEST_RELATIONS,
+            segments=world.segments,
+            event_counts=event_counts,
+        )
         for node in nodes
     ]
     # Each filter's predicate as a column: true or false per contact, never NULL.
@@ -651,6 +675,8 @@ def test_sql_agrees_with_the_reference_semantics(segments_engine, case):
         transaction = connection.begin()
         try:
             _load(connection, world)
+            if event_counts is not None:
+                event_counts.create(connection)
             rows = {row[0]: list(row[1:]) for row in connection.execute(query)}
         finally:
             transaction.rollback()

@@ -90,3 +90,73 @@ def test_raw_events_keeps_one_index_on_event_seq(empty_database_url):
     downgrade(engine, "0009_outbox_due_order")
     assert "USING brin" in _event_indexes(engine)["events_seq_brin"]
     engine.dispose()
+
+
+# Segment membership of three materialised dates, as 0004 stored it: c1 a member throughout,
+# c2 on the first and last date only, c3 from the second date on; `gone` (a segment no
+# longer materialised) on one date.
+SEGMENT_DATES = {
+    ("2026-11-01", "germans"): ["c1", "c2"],
+    ("2026-11-02", "germans"): ["c1", "c3"],
+    ("2026-11-03", "germans"): ["c1", "c2", "c3"],
+    ("2026-11-02", "gone"): ["c4"],
+}
+
+
+def _store_dates(engine) -> None:
+    with engine.begin() as connection:
+        for (as_of, segment), members in SEGMENT_DATES.items():
+            date = {"as_of": as_of, "segment": segment, "members": len(members)}
+            connection.execute(
+                sa.text(
+                    "insert into ops.segment_materializations "
+                    "(as_of, segment, members, sql_sha256) "
+                    "values (cast(:as_of as date), :segment, :members, 'test')"
+                ),
+                date,
+            )
+            connection.execute(
+                sa.text(
+                    "insert into ops.segment_members (as_of, segment, contact_id) "
+                    "values (cast(:as_of as date), :segment, :contact_id)"
+                ),
+                [{**date, "contact_id": contact_id} for contact_id in members],
+            )
+
+
+def _members_by_date(engine) -> dict[tuple[str, str], list[str]]:
+    found: dict[tuple[str, str], list[str]] = {}
+    with engine.connect() as connection:
+        for as_of, segment, contact_id in connection.exec_driver_sql(
+            "select as_of, segment, contact_id from ops.segment_members "
+            "order by as_of, segment, contact_id"
+        ):
+            found.setdefault((as_of.isoformat(), segment), []).append(contact_id)
+    return found
+
+
+def test_segment_dates_become_spans_and_back(empty_database_url):
+    engine = sa.create_engine(empty_database_url)
+    upgrade(engine, "0010_events_one_seq_index")
+    _store_dates(engine)
+
+    upgrade(engine, "0011_segment_member_spans")
+
+    with engine.connect() as connection:
+        spans = connection.exec_driver_sql(
+            "select segment, contact_id, valid_from::text, valid_to::text "
+            "from ops.segment_member_spans order by segment, contact_id, valid_from"
+        ).all()
+    assert [tuple(span) for span in spans] == [
+        ("germans", "c1", "2026-11-01", None),
+        ("germans", "c2", "2026-11-01", "2026-11-02"),
+        ("germans", "c2", "2026-11-03", None),
+        ("germans", "c3", "2026-11-02", None),
+        ("gone", "c4", "2026-11-02", None),
+    ]
+    # The view lists every date's members as the table did.
+    assert _members_by_date(engine) == SEGMENT_DATES
+    downgrade(engine, "0010_events_one_seq_index")
+    assert "segment_members" in _tables(engine, "ops")
+    assert _members_by_date(engine) == SEGMENT_DATES
+    engine.dispose()
