@@ -195,13 +195,26 @@ def _apply_changes(connection: Connection, as_of: dt.date, segments: list[str]) 
         ),
         changes,
     )
+    # The joiners go through a table of their own. An INSERT anti-joining the table it
+    # writes to, planned with statistics that call the spans empty (as after a truncate),
+    # loops over the spans per new member and rescans the rows it has just added: at 1.9
+    # million members it ran for more than five minutes before it was stopped.
     connection.execute(
         sa.text(
-            "insert into ops.segment_member_spans (segment, contact_id, valid_from) "
-            "select new.segment, new.contact_id, :as_of from segment_members_new as new "
+            "create temporary table segment_members_joined on commit drop as "
+            "select new.segment, new.contact_id from segment_members_new as new "
             "where not exists (select from ops.segment_member_spans as span "
             "where span.valid_to is null and span.segment = new.segment "
             "and span.contact_id = new.contact_id)"
+        )
+    )
+    connection.execute(
+        sa.text(
+            "insert into ops.segment_member_spans (segment, contact_id, valid_from) "
+            "select segment, contact_id, :as_of from segment_members_joined "
+            # In key order, both indexes are filled page by page instead of at random pages
+            # (1.9 million first spans at 1,000,000 contacts: 13.9 s instead of 15.9 s).
+            "order by segment, contact_id"
         ),
         changes,
     )
