@@ -477,16 +477,25 @@ def test_a_bad_row_fails_the_gate_naming_expectation_and_table(built):
         " values ('ghost', 'hq', 120, 'E', 10, 4, 'E4', false, 'lead', '2026-11-27')"
     )
     orphan = "insert into marts.segment_members values ('customers', 'ghost', '2026-11-27')"
+    twice = "insert into marts.segment_members values ('customers', 'cust-1', '2026-11-27')"
     with built.engine.begin() as connection:
         connection.execute(sa.text(bad_score))
         connection.execute(sa.text(orphan))
+        connection.execute(sa.text(twice))
     try:
         result = run_gate("marts", built.engine)
     finally:
         with built.engine.begin() as connection:
             connection.execute(sa.text("delete from marts.lead_scores where contact_id = 'ghost'"))
             connection.execute(
-                sa.text("delete from marts.segment_members where contact_id = 'ghost'")
+                sa.text(
+                    "delete from marts.segment_members "
+                    "where contact_id in ('ghost', 'cust-1') and segment = 'customers'"
+                )
+            )
+            connection.execute(
+                sa.text("insert into marts.segment_members values ('customers', 'cust-1', :d)"),
+                {"d": AS_OF},
             )
 
     failures = {outcome.describe() for outcome in result.failures}
@@ -504,6 +513,11 @@ def test_a_bad_row_fails_the_gate_naming_expectation_and_table(built):
     assert (
         "marts.segment_members: unexpected_rows_expectation(contact_id in marts.dim_contacts)"
         " — 1 unexpected of " in " ".join(failures)
+    )
+    # The one check of the membership's key (dbt does not test it again).
+    assert (
+        "marts.segment_members: expect_compound_columns_to_be_unique(segment, contact_id)"
+        in " ".join(failures)
     )
     with pytest.raises(QualityGateFailed, match=r"marts\.lead_scores: expect_column_values_to_be"):
         result.raise_if_failed()
