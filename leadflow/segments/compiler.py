@@ -199,6 +199,7 @@ class SharedEventCounts:
         counts = sa.table(self.TABLE, sa.column("contact_id", sa.Text()), sa.column(name))
         # IN, not a correlated EXISTS: a semi-join at the top level, and a hashed subplan
         # under OR/NOT, where an EXISTS would probe the (unindexed) table contact by contact.
+        # Never NULL: contact_id is the contacts relation's key, and the table holds no NULL.
         having = sa.select(counts.c.contact_id).where(counts.c[name] >= minimum)
         return context.contact.c.contact_id.in_(having)
 
@@ -235,7 +236,7 @@ class SharedEventCounts:
             dialect=connection.dialect, compile_kwargs={"render_postcompile": True}
         )
         # CREATE TABLE AS, not INSERT ... SELECT: PostgreSQL reads the events with parallel
-        # workers only for the former (measured at 1,000,000 contacts: 6.6 s against 13.2 s).
+        # workers only for the former (at 1,000,000 contacts: 6.6–8.0 s against 13.2 s).
         connection.exec_driver_sql(
             f"create temporary table {self.TABLE} on commit drop as {compiled}", compiled.params
         )
