@@ -501,15 +501,26 @@ def _event_where(match: _EventMatch, event: Any, context: _Context) -> list[Any]
     ]
 
 
-def _human_events(match: _EventMatch, context: _Context) -> ColumnElement[bool]:
-    """At least `min_count` human events of the match."""
+def _events_meeting(
+    minimum: int, condition: Callable[[Alias], ColumnElement[bool]], context: _Context
+) -> ColumnElement[bool]:
+    """At least `minimum` events of the contact meet `condition` (built over an events alias):
+    counted in the shared table when compiling for one, else read from the events."""
     if context.event_counts is not None:
         shared = context.event_counts
-        where = sa.and_(*_event_where(match, shared.event, context))
-        return shared.at_least(match.min_count, where, context)
+        return shared.at_least(minimum, condition(shared.event), context)
     event = context.tables.events.alias("event")
-    where = _event_where(match, event, context)
-    return _at_least(match.min_count, sa.func.count(), event, event.c.contact_id, where, context)
+    count = sa.func.count()
+    return _at_least(minimum, count, event, event.c.contact_id, [condition(event)], context)
+
+
+def _human_events(match: _EventMatch, context: _Context) -> ColumnElement[bool]:
+    """At least `min_count` human events of the match."""
+
+    def matching(event: Alias) -> ColumnElement[bool]:
+        return sa.and_(*_event_where(match, event, context))
+
+    return _events_meeting(match.min_count, matching, context)
 
 
 def _any_human_event(context: _Context, matches: Sequence[_EventMatch]) -> ColumnElement[bool]:
@@ -518,13 +529,7 @@ def _any_human_event(context: _Context, matches: Sequence[_EventMatch]) -> Colum
     def either(event: Alias) -> ColumnElement[bool]:
         return sa.or_(*(sa.and_(*_event_where(match, event, context)) for match in matches))
 
-    if context.event_counts is not None:
-        shared = context.event_counts
-        return shared.at_least(1, either(shared.event), context)
-    event = context.tables.events.alias("event")
-    return _exists(
-        event, [event.c.contact_id == context.contact.c.contact_id, either(event)], context
-    )
+    return _events_meeting(1, either, context)
 
 
 def _opened_match(spec: OpenedSpec) -> _EventMatch:

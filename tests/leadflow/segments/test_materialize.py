@@ -26,6 +26,7 @@ from leadflow.segments.materialize import (
 from tests.leadflow.segments.data import (
     TEST_RELATIONS,
     add_contacts,
+    add_events,
     add_order,
     at,
     create_facts_table,
@@ -124,27 +125,6 @@ def spans(engine: Engine, segment: str) -> list[tuple]:
                 {"segment": segment},
             )
         ]
-
-
-def add_events(engine: Engine, *events: tuple[str, str, str, bool]) -> None:
-    with engine.begin() as connection:
-        connection.execute(
-            sa.text(
-                "insert into raw.events "
-                "(event_id, contact_id, event_type, occurred_at, is_machine) "
-                "values (:id, :contact_id, :type, :at, :machine)"
-            ),
-            [
-                {
-                    "id": f"e{number}",
-                    "contact_id": contact,
-                    "type": kind,
-                    "at": at(when),
-                    "machine": machine,
-                }
-                for number, (contact, kind, when, machine) in enumerate(events)
-            ],
-        )
 
 
 def move(engine: Engine, contact_id: str, country: str) -> None:
@@ -324,14 +304,24 @@ def test_behaviour_segments_count_exactly_in_the_shared_pass_over_the_events(poo
             },
         }
     )
-    add_events(
-        pool,
-        ("c3", "email_open", "2026-11-20 10:00", False),
-        ("c3", "email_open", "2026-11-21 10:00", False),
-        ("c4", "email_open", "2026-11-21 10:00", False),
-        ("c4", "email_open", "2026-11-22 10:00", True),  # a machine open does not count
-        ("c1", "email_open", "2026-11-28 00:00", False),  # after the cut-off
-    )
+
+    def opened(contact_id: str, when: str, **more) -> dict:
+        return {
+            "contact_id": contact_id,
+            "event_type": "email_open",
+            "occurred_at": at(when),
+            **more,
+        }
+
+    with pool.begin() as connection:
+        add_events(
+            connection,
+            opened("c3", "2026-11-20 10:00"),
+            opened("c3", "2026-11-21 10:00"),
+            opened("c4", "2026-11-21 10:00"),
+            opened("c4", "2026-11-22 10:00", is_machine=True),  # a machine open does not count
+            opened("c1", "2026-11-28 00:00"),  # after the cut-off
+        )
 
     counts = materialize_segments(pool, behaviour, AS_OF, relations=TEST_RELATIONS)
 
