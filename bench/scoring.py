@@ -11,7 +11,8 @@ says otherwise), in a dedicated database `leadflow_bench_scoring` on that server
 (include/config, or --config).
 
 1. The generated company (`leadflow.demo.generator.generate`) for `as_of`, and the models the
-   scoring models read (staging views etc., `dbt run --exclude tag:scoring+`): not timed.
+   scoring models read (staging views etc., `dbt run --exclude tag:scoring+ segment_members+`):
+   not timed.
 2. baseline: `select contact_id, count(*), max(occurred_at) from raw.events group by
    contact_id`, once to warm the cache and once timed.
 3. full: `leadflow.scoring.score(..., full=True)` for `as_of`: configuration snapshot,
@@ -107,7 +108,8 @@ def _build_prerequisites(as_of: dt.date) -> None:
     """The models the scoring models read, for `as_of`, as the nightly run builds them just
     before scoring: their views carry the day's cut-off, so each day needs its own."""
     print(f"building the models the scoring models read for {as_of} (not timed) ...", flush=True)
-    _with_database(lambda: dbt.run_dbt(["run", "--exclude", "tag:scoring+"], as_of=as_of))
+    excluded = ["tag:scoring+", SEGMENT_MARTS]  # the segment marts come after the segments
+    _with_database(lambda: dbt.run_dbt(["run", "--exclude", *excluded], as_of=as_of))
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:

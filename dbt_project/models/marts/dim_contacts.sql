@@ -8,23 +8,9 @@ with
 
 contacts as (
 
-    select * from {{ ref('int_contacts_enriched') }}
-
-),
-
-scores as (
-
-    select
-        contact_id,
-        best_persona,
-        profile_score,
-        grade,
-        activity_score,
-        band,
-        matrix_cell,
-        is_mql,
-        lifecycle_stage
-    from {{ ref('lead_scores') }}
+    -- int_contacts_enriched with the scores marts.lead_scores holds, computed alongside it
+    -- rather than read from it
+    select * from {{ ref('int_contacts_scored') }}
 
 ),
 
@@ -67,23 +53,22 @@ final as (
         contacts.total_revenue,
         contacts.customer_status,
         -- the CRM owns the stages after MQL; lead scoring turns qualifying leads into `mql`
-        scores.lifecycle_stage,
+        contacts.lifecycle_stage,
         contacts.tenant_code,
         contacts.as_of,
         contacts.tags,
         contacts.interests,
         contacts.account_country,
-        scores.best_persona,
-        scores.profile_score,
-        scores.grade,
-        scores.activity_score,
-        scores.band,
-        scores.matrix_cell,
-        scores.is_mql,
+        contacts.best_persona,
+        contacts.profile_score,
+        contacts.grade,
+        contacts.activity_score,
+        contacts.band,
+        contacts.matrix_cell,
+        contacts.is_mql,
         contacts.clv,
         contacts.last_activity_at
     from contacts
-    inner join scores on contacts.contact_id = scores.contact_id
     left join routed on contacts.contact_id = routed.contact_id
 
 )
