@@ -25,7 +25,8 @@ import datetime as dt
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -47,6 +48,10 @@ RETENTION_DAYS = 62
 # 1,000,000 contacts the comparison of the new members with the open spans hashes 1.9 million
 # rows (115 MB); with the server's 64 MB it spilled to disk in two batches.
 WORK_MEM = "256MB"
+# The spans table and its indexes (migration 0011_segment_member_spans).
+SPANS = "ops.segment_member_spans"
+SPANS_KEY = "segment_member_spans_pkey"
+SPANS_OPEN = "segment_member_spans_open"
 # Serialises materialisations: two runs changing the same spans would collide on their keys.
 LOCK_KEY = "leadflow.segments.materialize"
 
@@ -185,6 +190,9 @@ def _apply_changes(connection: Connection, as_of: dt.date, segments: list[str]) 
     # A temporary table is never analysed on its own; without statistics the planner
     # takes a 2-million-row membership for a few rows and loops over it.
     connection.execute(sa.text("analyze segment_members_new"))
+    first_spans = not connection.execute(
+        sa.text("select exists (select from ops.segment_member_spans where valid_to is null)")
+    ).scalar_one()
     changes = {"as_of": as_of, "segments": segments}
     connection.execute(
         sa.text(
@@ -208,15 +216,44 @@ def _apply_changes(connection: Connection, as_of: dt.date, segments: list[str]) 
             "and span.contact_id = new.contact_id)"
         )
     )
+    insert_joiners = sa.text(
+        "insert into ops.segment_member_spans (segment, contact_id, valid_from) "
+        "select segment, contact_id, :as_of from segment_members_joined "
+        # In key order, both indexes are filled page by page instead of at random pages
+        # (1.9 million first spans at 1,000,000 contacts: 13.9 s instead of 15.9 s).
+        "order by segment, contact_id"
+    )
+    if first_spans:
+        with _span_indexes_rebuilt(connection):
+            connection.execute(insert_joiners, changes)
+    else:
+        connection.execute(insert_joiners, changes)
+
+
+@contextmanager
+def _span_indexes_rebuilt(connection: Connection) -> Iterator[None]:
+    """Drop the spans' two indexes for the block, then build them again (same transaction).
+
+    For the first night, when every member opens a span: building an index over the rows
+    is cheaper than inserting them one by one (1.9 million spans at 1,000,000 contacts:
+    7.7 s instead of 11.0 s for the whole comparison and write). Dropping them locks the
+    table until the run commits, which matters only while nothing reads memberships yet; a
+    failed run rolls the drop back with the rest.
+    """
+    connection.execute(sa.text(f"alter table {SPANS} drop constraint {SPANS_KEY}"))
+    connection.execute(sa.text(f"drop index ops.{SPANS_OPEN}"))
+    yield
     connection.execute(
         sa.text(
-            "insert into ops.segment_member_spans (segment, contact_id, valid_from) "
-            "select segment, contact_id, :as_of from segment_members_joined "
-            # In key order, both indexes are filled page by page instead of at random pages
-            # (1.9 million first spans at 1,000,000 contacts: 13.9 s instead of 15.9 s).
-            "order by segment, contact_id"
-        ),
-        changes,
+            f"alter table {SPANS} add constraint {SPANS_KEY} "
+            "primary key (segment, contact_id, valid_from)"
+        )
+    )
+    connection.execute(
+        sa.text(
+            f"create unique index {SPANS_OPEN} on {SPANS} (segment, contact_id) "
+            "where valid_to is null"
+        )
     )
 
 

@@ -201,6 +201,47 @@ def test_a_night_writes_only_the_memberships_that_changed(pool, config):
     ]
 
 
+def span_indexes(engine: Engine) -> dict[str, tuple[int, str]]:
+    """The spans table's valid indexes: name → oid (a rebuilt index gets a new one) and
+    definition."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text(
+                "select index.relname, index.oid, pg_get_indexdef(index.oid) from pg_index "
+                "join pg_class as index on index.oid = pg_index.indexrelid "
+                "where pg_index.indrelid = 'ops.segment_member_spans'::regclass "
+                "and pg_index.indisvalid"
+            )
+        )
+        return {name: (oid, definition) for name, oid, definition in rows}
+
+
+def test_the_first_night_builds_the_span_indexes_after_writing_and_later_nights_keep_them(
+    pool, config
+):
+    before = span_indexes(pool)
+    materialize_segments(pool, config, AS_OF, relations=TEST_RELATIONS)
+    first = span_indexes(pool)
+    materialize_segments(pool, config, AS_OF + dt.timedelta(days=1), relations=TEST_RELATIONS)
+
+    assert set(before) == set(first) == {"segment_member_spans_pkey", "segment_member_spans_open"}
+    for name, (oid, definition) in before.items():
+        rebuilt_oid, rebuilt_definition = first[name]
+        assert rebuilt_oid != oid  # dropped and built again ...
+        assert rebuilt_definition == definition  # ... as it was
+    assert span_indexes(pool) == first
+    # Rebuilt as unique as before: a second open span of a member is refused.
+    refused = pytest.raises(sa.exc.IntegrityError, match="segment_member_spans_open")
+    with refused, pool.begin() as connection:
+        connection.execute(
+            sa.text(
+                "insert into ops.segment_member_spans (segment, contact_id, valid_from) "
+                "values ('germans', 'c1', :day)"
+            ),
+            {"day": AS_OF + dt.timedelta(days=5)},
+        )
+
+
 def test_an_earlier_date_rewinds_the_later_ones(pool, config, caplog):
     before, later = AS_OF - dt.timedelta(days=1), AS_OF + dt.timedelta(days=1)
     materialize_segments(pool, config, before, relations=TEST_RELATIONS)  # c1, c2
