@@ -245,6 +245,9 @@ URLS = [
     "https://x.de/50x_off",
     "HTTPS://X.DE/Produkte/a",
     "mailto:someone@x.de",
+    # the path tested first on the whole URL: these contain /produkte/ but not as their path
+    "https://x.de/blog/produkte/a",
+    "https://x.de?next=/produkte/a",
 ]
 PATTERNS = ["/produkte/*", "*/preise*", "/", "*50%_off", "https://x.de*", "/produkte/hs2000", "*"]
 
