@@ -261,6 +261,23 @@ def test_an_earlier_date_rewinds_the_later_ones(pool, config, caplog):
     assert spans(pool, "germans") == [("c1", before, AS_OF), ("c2", before, None)]
 
 
+def test_a_segment_no_longer_configured_keeps_its_spans_and_dates(pool, config):
+    materialize_segments(pool, config, AS_OF, relations=TEST_RELATIONS)
+    without_germans = config_with_segments(
+        {name: spec for name, spec in SEGMENTS.items() if name in ("hs2000_old", "nobody")}
+    )
+    move(pool, "c2", "FR")  # would leave `germans`, were it still materialised
+
+    materialize_segments(
+        pool, without_germans, AS_OF + dt.timedelta(days=1), relations=TEST_RELATIONS
+    )
+
+    # Its spans are not closed as if every member had left; its date reads as it was.
+    assert spans(pool, "germans") == [("c1", AS_OF, None), ("c2", AS_OF, None)]
+    assert members(pool)["germans"] == {"c1", "c2"}
+    assert "germans" not in members(pool, AS_OF + dt.timedelta(days=1))
+
+
 def test_dates_older_than_the_retention_are_pruned(pool, config):
     old = AS_OF - dt.timedelta(days=RETENTION_DAYS + 1)
     kept = AS_OF - dt.timedelta(days=RETENTION_DAYS)
