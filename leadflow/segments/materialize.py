@@ -26,7 +26,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -231,16 +231,14 @@ def _apply_changes(connection: Connection, as_of: dt.date, segments: list[str]) 
         # 15.9 s).
         "order by segment, contact_id"
     )
-    if first_spans:
-        with _span_indexes_rebuilt(connection):
-            connection.execute(insert_joiners, changes)
-    else:
+    with _span_indexes_rebuilt(connection) if first_spans else nullcontext():
         connection.execute(insert_joiners, changes)
 
 
 @contextmanager
 def _span_indexes_rebuilt(connection: Connection) -> Iterator[None]:
-    """Drop the spans' two indexes for the block, then build them again (same transaction).
+    """Drop the spans' two indexes for the block, then build them again as they were (same
+    transaction; the definitions are read from the database, so migrations stay their owner).
 
     For the first night, when every member opens a span: building an index over all the rows
     at once is cheaper than adding them to it one by one (1.9 million spans at 1,000,000 contacts:
@@ -249,21 +247,23 @@ def _span_indexes_rebuilt(connection: Connection) -> Iterator[None]:
     table until the run commits, which matters only while nothing reads memberships yet; a
     failed run rolls the drop back with the rest.
     """
+    key = connection.execute(
+        sa.text(
+            "select pg_get_constraintdef(oid) from pg_constraint "
+            "where conrelid = 'ops.segment_member_spans'::regclass and conname = :name"
+        ),
+        {"name": SPANS_KEY},
+    ).scalar_one()
+    open_spans = connection.execute(
+        sa.text("select pg_get_indexdef(to_regclass(:name))"), {"name": f"ops.{SPANS_OPEN}"}
+    ).scalar_one()
     connection.execute(sa.text(f"alter table ops.segment_member_spans drop constraint {SPANS_KEY}"))
     connection.execute(sa.text(f"drop index ops.{SPANS_OPEN}"))
     yield
     connection.execute(
-        sa.text(
-            f"alter table ops.segment_member_spans add constraint {SPANS_KEY} "
-            "primary key (segment, contact_id, valid_from)"
-        )
+        sa.text(f"alter table ops.segment_member_spans add constraint {SPANS_KEY} {key}")
     )
-    connection.execute(
-        sa.text(
-            f"create unique index {SPANS_OPEN} on ops.segment_member_spans (segment, contact_id) "
-            "where valid_to is null"
-        )
-    )
+    connection.execute(sa.text(open_spans))
 
 
 def _prune(connection: Connection, as_of: dt.date) -> None:

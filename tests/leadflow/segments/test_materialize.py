@@ -23,6 +23,7 @@ from leadflow.segments.materialize import (
     materialize_segments,
     segment_sizes,
 )
+from tests.leadflow.scoring.helpers import rows
 from tests.leadflow.segments.data import (
     TEST_RELATIONS,
     add_contacts,
@@ -101,30 +102,19 @@ def members(engine: Engine, as_of: dt.date = AS_OF) -> dict[str, set[str]]:
 
 
 def materialized(engine: Engine) -> list[tuple]:
-    with engine.connect() as connection:
-        return [
-            tuple(row)
-            for row in connection.execute(
-                sa.text(
-                    "select as_of, segment, members from ops.segment_materializations "
-                    "order by as_of, segment"
-                )
-            )
-        ]
+    return rows(
+        engine,
+        "select as_of, segment, members from ops.segment_materializations order by as_of, segment",
+    )
 
 
 def spans(engine: Engine, segment: str) -> list[tuple]:
-    with engine.connect() as connection:
-        return [
-            tuple(row)
-            for row in connection.execute(
-                sa.text(
-                    "select contact_id, valid_from, valid_to from ops.segment_member_spans "
-                    "where segment = :segment order by contact_id, valid_from"
-                ),
-                {"segment": segment},
-            )
-        ]
+    return rows(
+        engine,
+        "select contact_id, valid_from, valid_to from ops.segment_member_spans "
+        "where segment = :segment order by contact_id, valid_from",
+        segment=segment,
+    )
 
 
 def move(engine: Engine, contact_id: str, country: str) -> None:
@@ -204,16 +194,13 @@ def test_a_night_writes_only_the_memberships_that_changed(pool, config):
 def span_indexes(engine: Engine) -> dict[str, tuple[int, str]]:
     """The spans table's valid indexes: name → oid (a rebuilt index gets a new one) and
     definition."""
-    with engine.connect() as connection:
-        rows = connection.execute(
-            sa.text(
-                "select index.relname, index.oid, pg_get_indexdef(index.oid) from pg_index "
-                "join pg_class as index on index.oid = pg_index.indexrelid "
-                "where pg_index.indrelid = 'ops.segment_member_spans'::regclass "
-                "and pg_index.indisvalid"
-            )
-        )
-        return {name: (oid, definition) for name, oid, definition in rows}
+    found = rows(
+        engine,
+        "select index.relname, index.oid, pg_get_indexdef(index.oid) from pg_index "
+        "join pg_class as index on index.oid = pg_index.indexrelid "
+        "where pg_index.indrelid = 'ops.segment_member_spans'::regclass and pg_index.indisvalid",
+    )
+    return {name: (oid, definition) for name, oid, definition in found}
 
 
 def test_the_first_night_builds_the_span_indexes_after_writing_and_later_nights_keep_them(
